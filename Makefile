@@ -1,0 +1,29 @@
+# Two entry points (see README): `make run` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CORPUS ?= data/synthetic
+VIDEOS ?= 48
+
+.PHONY: install run test notebooks clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (glscl-lite)"
+	touch $@
+
+# Main job on the embedded default: synthetic corpus, then every notebook headlessly into runs/notebooks/.
+run: install
+	HF_HUB_OFFLINE=1 $(BIN)/glscl-lite synth --out $(CORPUS) --videos $(VIDEOS)
+	HF_HUB_OFFLINE=1 $(BIN)/glscl-lite notebooks --out runs/notebooks --smoke
+
+# Whole test suite (unit tests + papermill runs of every notebook).
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,216 @@
+"""Command line: ``glscl-lite <command>`` (also ``python -m glscl_lite``).
+
+Each command parses its arguments here and calls one function of the package, so everything the
+CLI does is also available from Python.  Imports are lazy so that ``glscl-lite --help`` is quick.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+
+
+# ------------------------------------------------------------------------------------------ synth
+def cmd_synth(args: argparse.Namespace) -> int:
+    from glscl_lite.data.synthetic import generate_corpus
+
+    summary = generate_corpus(
+        args.out, n_videos=args.videos, seed=args.seed, size=args.size, fps=args.fps,
+        workers=args.workers, progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- data
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from glscl_lite.data.msrvtt import check_dataset
+
+    problems = check_dataset(args.anno, args.videos, max_frames=args.max_frames,
+                             decode=not args.no_decode, progress=not args.quiet)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"data check: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print("data check: OK", file=sys.stderr)
+    return 0
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from glscl_lite.data.msrvtt import make_reduced_split
+
+    written = make_reduced_split(
+        args.anno, out_dir=args.out or args.anno, train_videos=args.train_videos,
+        val_videos=args.val_videos, val_captions=args.val_captions, seed=args.seed,
+        train_csv=args.train_csv,
+    )
+    print(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from glscl_lite.data.download import download_msrvtt
+
+    download_msrvtt(args.dest, anno_url=args.anno_url, video_url=args.video_url,
+                    videos=not args.no_videos, check=not args.no_check, progress=not args.quiet)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ cache
+def cmd_cache_frames(args: argparse.Namespace) -> int:
+    from glscl_lite.data.cache import build_frame_cache
+    from glscl_lite.data.msrvtt import all_video_ids
+
+    ids = all_video_ids(args.anno)
+    info = build_frame_cache(ids, args.videos, args.out, max_frames=args.max_frames,
+                             image_size=args.size, workers=args.workers, progress=not args.quiet)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_cache_features(args: argparse.Namespace) -> int:
+    from glscl_lite.config import load_config
+    from glscl_lite.features import build_feature_cache
+
+    cfg = load_config(args.config, args.set)
+    info = build_feature_cache(cfg, args.out, progress=not args.quiet)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------------- train / eval
+def cmd_train(args: argparse.Namespace) -> int:
+    from glscl_lite.train import train
+
+    result = train(config=args.config, overrides=args.set, out=args.out)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from glscl_lite.evaluate import evaluate_run
+
+    result = evaluate_run(args.run, split=args.split, dsl=args.dsl, checkpoint=args.checkpoint,
+                          json_path=args.json)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+# -------------------------------------------------------------------------------------- notebooks
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from glscl_lite.notebooks import run_notebooks
+
+    failures = run_notebooks(args.out, smoke=args.smoke, only=args.only, timeout=args.timeout,
+                             parameters=dict(p.split("=", 1) for p in args.param))
+    return 1 if failures else 0
+
+
+# ------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glscl-lite", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write a synthetic corpus in the exact MSR-VTT layout")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--videos", type=int, default=48)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT (default 160x120)")
+    s.add_argument("--fps", type=int, default=None)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    d = sub.add_parser("data", help="MSR-VTT annotations: check, split, download")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="every split id has a decodable video and captions")
+    c.add_argument("--anno", required=True, type=Path)
+    c.add_argument("--videos", required=True, type=Path)
+    c.add_argument("--max-frames", type=int, default=12)
+    c.add_argument("--no-decode", action="store_true", help="only check that files exist")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_data_check)
+    sp = dsub.add_parser("split", help="reduced train split + validation carved from train videos")
+    sp.add_argument("--anno", required=True, type=Path)
+    sp.add_argument("--out", type=Path, default=None, help="default: the --anno folder")
+    sp.add_argument("--train-videos", type=int, default=None, help="train subset size (default: all)")
+    sp.add_argument("--val-videos", type=int, required=True)
+    sp.add_argument("--val-captions", type=int, default=1, help="captions per validation video")
+    sp.add_argument("--train-csv", default="MSRVTT_train.9k.csv")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(func=cmd_data_split)
+    dl = dsub.add_parser("download", help="fetch the public MSR-VTT annotation and video archives")
+    dl.add_argument("--dest", required=True, type=Path)
+    dl.add_argument("--anno-url", default=None)
+    dl.add_argument("--video-url", default=None)
+    dl.add_argument("--no-videos", action="store_true")
+    dl.add_argument("--no-check", action="store_true")
+    dl.add_argument("--quiet", action="store_true")
+    dl.set_defaults(func=cmd_data_download)
+
+    ca = sub.add_parser("cache", help="frame cache (decoded once) or feature cache (frozen CLIP)")
+    casub = ca.add_subparsers(dest="cache_command", required=True)
+    cf = casub.add_parser("frames")
+    cf.add_argument("--anno", required=True, type=Path)
+    cf.add_argument("--videos", required=True, type=Path)
+    cf.add_argument("--out", required=True, type=Path)
+    cf.add_argument("--max-frames", type=int, default=12)
+    cf.add_argument("--size", type=int, default=224)
+    cf.add_argument("--workers", type=int, default=None)
+    cf.add_argument("--quiet", action="store_true")
+    cf.set_defaults(func=cmd_cache_frames)
+    cfe = casub.add_parser("features")
+    cfe.add_argument("--config", required=True, help="preset name or JSON file")
+    cfe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    cfe.add_argument("--out", required=True, type=Path)
+    cfe.add_argument("--quiet", action="store_true")
+    cfe.set_defaults(func=cmd_cache_features)
+
+    t = sub.add_parser("train", help="train (resumes when --out exists)")
+    t.add_argument("--config", required=True, help="preset name or JSON file")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--out", required=True, type=Path)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run: t2v and v2t R@1/5/10, MdR, MnR")
+    e.add_argument("--run", required=True, type=Path)
+    e.add_argument("--split", default="test", choices=["test", "val"])
+    e.add_argument("--checkpoint", default="best", help="best | last | a path")
+    e.add_argument("--dsl", action="store_true", help="also report DSL numbers")
+    e.add_argument("--json", type=Path, default=None)
+    e.set_defaults(func=cmd_eval)
+
+    nb = sub.add_parser("notebooks", help="execute every notebook headlessly with papermill")
+    nb.add_argument("--out", type=Path, default=Path("runs/notebooks"))
+    nb.add_argument("--smoke", action="store_true")
+    nb.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 00 03")
+    nb.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
+    nb.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    nb.set_defaults(func=cmd_notebooks)
+
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from glscl_lite.errors import UserError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"glscl-lite: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

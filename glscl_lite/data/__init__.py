@@ -1,0 +1,1 @@
+"""Data layer: MSR-VTT annotations and splits, synthetic corpus, video decoding, caches, download."""
