@@ -57,6 +57,8 @@ class Config:
     """open_clip pretrained tag, a local checkpoint path, or None for random weights."""
     text_mask: str = "official"
     """official: causal AND key-padding mask in the text tower; clip: plain causal mask."""
+    agg_module: str = "seqTransf"
+    """Temporal module over frame features: seqTransf (official) | None (raw CLIP frames)."""
     num_hidden_layers: int = 4
     """Temporal transformer depth (initialised from CLIP text blocks 0..n-1)."""
     temp: float = 3.0
@@ -191,6 +193,7 @@ _CHOICES = {
     "idl_modalities": ("video", "both"),
     "optimizer": ("bertadam", "adamw"),
     "precision": ("auto", "fp32", "bf16"),
+    "agg_module": ("seqTransf", "None"),
     "head": ("glscl", "meanp", "xpool_like", "xclip_like", "glccl", "eercf"),
 }
 
