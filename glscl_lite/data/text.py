@@ -1,0 +1,58 @@
+"""Caption tokenisation (spec §6.3): CLIP BPE through open_clip's ``SimpleTokenizer``.
+
+``[SOT] + BPE tokens`` truncated so that ``SOT + tokens + EOT <= max_words``, ``EOT`` last,
+right-padded with id 0 to exactly ``max_words``.  The mask is 1 on SOT, the BPE tokens and EOT.
+
+The mask is computed from the EOT position, not from ``ids != 0``: id 0 is a real BPE token
+(``"!"``), so a caption containing "!" would otherwise lose a token from its mask.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from glscl_lite.errors import DataError
+
+SOT_ID = 49406
+EOT_ID = 49407
+
+_TOKENIZER = None
+
+
+def get_tokenizer():
+    """The shared open_clip ``SimpleTokenizer`` (BPE vocabulary shipped with open_clip)."""
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        from open_clip.tokenizer import SimpleTokenizer
+
+        _TOKENIZER = SimpleTokenizer()
+    return _TOKENIZER
+
+
+def tokenize(captions: Sequence[str], max_words: int = 32):
+    """Tokenise captions: ``(ids LongTensor [N, max_words], mask LongTensor [N, max_words])``.
+
+    Identical to ``open_clip.tokenize(captions, context_length=max_words)`` for the ids (ftfy fix,
+    whitespace clean, lower-case, BPE; truncated captions keep EOT as their last token).
+    """
+    import torch
+
+    if isinstance(captions, str):
+        captions = [captions]
+    if max_words < 2:
+        raise ValueError(f"max_words must be >= 2 (SOT + EOT), got {max_words}")
+    for i, c in enumerate(captions):
+        if not isinstance(c, str):
+            raise DataError(f"captions[{i}]: expected a string, got {type(c).__name__}")
+    tok = get_tokenizer()
+    n = len(captions)
+    ids = torch.zeros(n, max_words, dtype=torch.long)
+    mask = torch.zeros(n, max_words, dtype=torch.long)
+    cache: dict[str, list[int]] = {}
+    for i, caption in enumerate(captions):
+        tokens = cache.get(caption)
+        if tokens is None:
+            tokens = [tok.sot_token_id] + tok.encode(caption)[: max_words - 2] + [tok.eot_token_id]
+            cache[caption] = tokens
+        ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        mask[i, : len(tokens)] = 1
+    return ids, mask
