@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import re
 import shutil
 import tempfile
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for the result JSON")
     args = p.parse_args(argv)
 
+    load_before = os.getloadavg()[0]  # other work on the machine lowers the rate
     tmp = None
     if args.out is None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-synth-"))
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": summary["seconds"],
         "videos_per_minute": summary["videos_per_minute"],
         "total_frames": summary["total_frames"],
+        "load_avg_1min_before": round(load_before, 2),
         "date": dt.date.today().isoformat(),
     }
     slug = re.sub(r"[^A-Za-z0-9]+", "_", machine).strip("_").lower()

@@ -173,12 +173,16 @@ def test_decord_decodes_every_video(corpus):
 def test_decoded_frames_match_rendering(corpus):
     out, summary, data = corpus
     size = tuple(map(int, summary["size"].split("x")))
-    for v in data["videos"][:6]:
+    errors = []
+    for v in data["videos"]:
         scene = Scene.from_dict(v["synthetic"]["scene"])
         drawn = S.render_video(scene, size, summary["fps"]).astype(np.int16)
         _, decoded = _decode(out / "videos" / f"{v['video_id']}.mp4")
         assert decoded.shape == drawn.shape
-        assert np.abs(decoded.astype(np.int16) - drawn).mean() < 6.0, v["video_id"]
+        errors.append(np.abs(decoded.astype(np.int16) - drawn).mean())
+        # lossy H.264 + 4:2:0 chroma: thin brick mortar lines cost the most (about 6.5)
+        assert errors[-1] < 8.0, v["video_id"]
+    assert np.mean(errors) < 4.0
 
 
 def test_224_class_size(tmp_path):
