@@ -254,3 +254,28 @@ def test_load_clip_augments_original_resolution_frames_before_resizing(tmp_path)
     # identical source frames stay (nearly: H.264 noise of a few code values) identical
     real = frames[:4].astype(float)
     assert np.abs(real - real[0]).mean() < 1.5
+
+
+def test_unreadable_fps(tmp_path, monkeypatch):
+    """decord reports a non-finite or zero average fps (broken container timing)."""
+    import types
+
+    import glscl_lite.data.video as video_mod
+
+    class FakeReader:
+        def __init__(self, path, ctx=None, num_threads=0):
+            pass
+
+        def __len__(self):
+            return 10
+
+        def get_avg_fps(self):
+            return float("nan")
+
+    fake = types.SimpleNamespace(VideoReader=FakeReader, cpu=lambda i: None)
+    monkeypatch.setattr(video_mod, "_decord", lambda: fake)
+    path = write_video(tmp_path / "nofps.mp4", n_frames=5)
+    with pytest.raises(DataError, match=r"nofps\.mp4: unreadable fps \(nan\)"):
+        read_frames(path)
+    with pytest.raises(DataError, match=r"nofps\.mp4: unreadable fps"):
+        probe_video(path)

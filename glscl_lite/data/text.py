@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from glscl_lite.errors import DataError
 
 SOT_ID = 49406
@@ -32,7 +34,9 @@ def tokenize(captions: Sequence[str], max_words: int = 32):
     """Tokenise captions: ``(ids LongTensor [N, max_words], mask LongTensor [N, max_words])``.
 
     Identical to ``open_clip.tokenize(captions, context_length=max_words)`` for the ids (ftfy fix,
-    whitespace clean, lower-case, BPE; truncated captions keep EOT as their last token).
+    whitespace clean, lower-case, BPE; truncated captions keep EOT as their last token).  Costs
+    about 0.2-0.5 ms per distinct caption on one core (ftfy + BPE): ~1 min for the 180,000
+    MSR-VTT training captions, once per dataset construction.
     """
     import torch
 
@@ -45,14 +49,15 @@ def tokenize(captions: Sequence[str], max_words: int = 32):
             raise DataError(f"captions[{i}]: expected a string, got {type(c).__name__}")
     tok = get_tokenizer()
     n = len(captions)
-    ids = torch.zeros(n, max_words, dtype=torch.long)
-    mask = torch.zeros(n, max_words, dtype=torch.long)
-    cache: dict[str, list[int]] = {}
+    ids = np.zeros((n, max_words), dtype=np.int64)
+    lengths = np.zeros(n, dtype=np.int64)
+    cache: dict[str, list[int]] = {}  # MSR-VTT repeats some captions verbatim
     for i, caption in enumerate(captions):
         tokens = cache.get(caption)
         if tokens is None:
             tokens = [tok.sot_token_id] + tok.encode(caption)[: max_words - 2] + [tok.eot_token_id]
             cache[caption] = tokens
-        ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        mask[i, : len(tokens)] = 1
-    return ids, mask
+        ids[i, : len(tokens)] = tokens
+        lengths[i] = len(tokens)
+    mask = (np.arange(max_words)[None, :] < lengths[:, None]).astype(np.int64)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
