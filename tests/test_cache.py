@@ -70,9 +70,10 @@ def test_cache_matches_on_the_fly_decoding(corpus, cache):
         fc.get("video99")
 
 
-def test_pool_build_is_identical(corpus, cache, tmp_path):
+@pytest.mark.parametrize("mp_context", [None, "spawn"])
+def test_pool_build_is_identical(corpus, cache, tmp_path, mp_context):
     info = build_frame_cache(corpus.all_ids, corpus.video_dir, tmp_path / "pooled", max_frames=T,
-                             image_size=S, workers=2, progress=False)
+                             image_size=S, workers=2, progress=False, mp_context=mp_context)
     assert info["shape"] == cache[1]["shape"]
     assert (tmp_path / "pooled/frames.u8").read_bytes() == (cache[0] / "frames.u8").read_bytes()
     a = json.loads((tmp_path / "pooled/index.json").read_text())

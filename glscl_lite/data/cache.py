@@ -207,16 +207,37 @@ def _decode_into(args: tuple) -> tuple[int, int, Optional[str]]:
     return i, int(mask.sum()), None
 
 
+def _mp_context(name: Optional[str]):
+    if name is None:
+        name = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    return mp.get_context(name)
+
+
+def _guard_pool(results):
+    """Turn a dead worker pool into an error that says what to do."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from results
+    except BrokenProcessPool as exc:
+        raise RuntimeError(
+            f"a frame-cache worker process died ({exc}); if you use mp_context='spawn' or "
+            "'forkserver' call build_frame_cache under `if __name__ == '__main__':`, or pass "
+            "workers=1 to decode in this process") from None
+
+
 def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: PathLike,
                       max_frames: int = 12, image_size: int = 224, framerate: int = 1,
                       workers: Optional[int] = None, progress: bool = True,
-                      skip_bad: bool = False) -> dict:
+                      skip_bad: bool = False, mp_context: Optional[str] = None) -> dict:
     """Decode every video once into ``out_dir/frames.u8`` + ``out_dir/index.json``.
 
     ``workers``: processes (default: CPU count; 1 = decode in this process).  A bad video raises
     :class:`DataError` naming it (nothing is left behind); with ``skip_bad=True`` it is recorded
     under ``"missing"`` in the index (zero frames, mask 0) and reading it raises.  An existing
-    ``out_dir`` is replaced only when the new cache is complete.  Returns a summary
+    ``out_dir`` is replaced only when the new cache is complete.  ``mp_context``: start method
+    of the pool (default ``"fork"`` where available, as torch's DataLoader: works from scripts
+    without a ``__main__`` guard and from stdin; else ``"spawn"``).  Returns a summary
     (path, videos, shape, bytes, missing, seconds).
     """
     t0 = time.perf_counter()
@@ -249,12 +270,11 @@ def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: Pa
                 results = map(_decode_into, jobs)
                 pool = None
             else:
-                ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-                pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+                pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(mp_context))
                 chunk = max(1, min(16, math.ceil(len(jobs) / (4 * n_workers))))
                 results = pool.map(_decode_into, jobs, chunksize=chunk)
             try:
-                for i, n, err in results:
+                for i, n, err in _guard_pool(results):
                     bar.update(1)
                     if err is not None:
                         if not skip_bad:
