@@ -256,3 +256,15 @@ def test_cli_download(server, tmp_path, archives, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith(f"glscl-lite: error: could not download {server.url}/nothing.zip: HTTP 404")
+
+
+def test_unwritable_destination(server, tmp_path):
+    from glscl_lite.utils import OutputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError, match=r"file/m: output directory is not writable"):
+        download_msrvtt(blocker / "m", anno_url=server.url + "/a.zip", progress=False)
+    with pytest.raises(OutputError, match="not writable"):
+        download_file(server.url + "/a.zip", blocker / "x" / "a.zip", progress=False)
+    assert server.requests == []  # refused before any network traffic
