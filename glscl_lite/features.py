@@ -1,0 +1,190 @@
+"""Feature cache: frozen-CLIP outputs stored once, so training runs the temporal transformer and the
+head only (``glscl-lite cache features``).
+
+Layout of the cache folder (numpy files, memory-mapped when read)::
+
+    meta.json            encoder, pretrained, text_mask, max_words, max_frames, image_size, shapes
+    video_ids.json       video order
+    captions.json        [[video_id, caption], ...] caption order
+    frame_feats.npy      [Nv, T, D] float16   per-frame CLS after ln_post + proj (spec 1.3)
+    video_mask.npy       [Nv, T]    int8
+    sentence.npy         [Nc, D]    float16   EOT feature (spec 1.2)
+    words.npy            [Nc, L, D] float16   every token after ln_final + text_projection
+    text_mask.npy        [Nc, L]    int8
+
+This is the uvadlc "cache frozen-backbone features" trick; it differs from the paper, which
+fine-tunes CLIP at lr 1e-7 (in effect nearly frozen, spec S1).  Augmentation cannot be applied
+(features are computed once from un-augmented frames).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from glscl_lite.config import Config
+from glscl_lite.data.msrvtt import Caption, load_annotations
+from glscl_lite.errors import DataError, UserError
+from glscl_lite.utils import PathLike, atomic_path, resolve_device, seed_everything
+
+MATCH_KEYS = ("base_encoder", "pretrained", "text_mask", "max_words", "max_frames", "video_framerate")
+
+
+def backbone_checksum(backbone: torch.nn.Module) -> str:
+    """Short fingerprint of the CLIP weights (sum and abs-sum of every tensor)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name, p in sorted(backbone.state_dict().items()):
+        t = p.detach().double()
+        h.update(f"{name}:{t.sum().item():.6e}:{t.abs().sum().item():.6e}".encode())
+    return h.hexdigest()[:16]
+
+
+class FeatureCache:
+    """Read-only access to a feature cache folder."""
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        meta = self.path / "meta.json"
+        if not meta.is_file():
+            raise DataError(f"{self.path}: not a feature cache (meta.json not found); "
+                            "build one with `glscl-lite cache features`")
+        self.meta = json.loads(meta.read_text())
+        self.video_ids: list[str] = json.loads((self.path / "video_ids.json").read_text())
+        self.captions = [Caption(v, c) for v, c in json.loads((self.path / "captions.json").read_text())]
+        self._vpos = {v: i for i, v in enumerate(self.video_ids)}
+        self._cpos = {(c.video_id, c.caption): i for i, c in enumerate(self.captions)}
+        load = lambda name: np.load(self.path / name, mmap_mode="r")  # noqa: E731
+        self.frame_feats, self.video_mask = load("frame_feats.npy"), load("video_mask.npy")
+        self.sentence, self.words, self.text_mask = load("sentence.npy"), load("words.npy"), load("text_mask.npy")
+        if len(self.frame_feats) != len(self.video_ids) or len(self.sentence) != len(self.captions):
+            raise DataError(f"{self.path}: arrays and index files disagree; rebuild the cache")
+
+    def check_matches(self, cfg: Config, backbone=None) -> None:
+        """The cache must come from the same settings and the same (frozen) CLIP weights."""
+        bad = [f"{k}: cache {self.meta.get(k)!r} vs config {getattr(cfg, k)!r}"
+               for k in MATCH_KEYS if self.meta.get(k) != getattr(cfg, k)]
+        if backbone is not None and self.meta.get("backbone_checksum") != backbone_checksum(backbone):
+            bad.append("CLIP weights differ (random init with another seed, or other weights)")
+        if bad:
+            raise UserError(f"{self.path}: feature cache was built with other settings ({'; '.join(bad)})")
+
+
+    def video_rows(self, video_ids: list[str]) -> np.ndarray:
+        try:
+            return np.asarray([self._vpos[v] for v in video_ids])
+        except KeyError as exc:
+            raise DataError(f"{self.path}: video {exc.args[0]} is not in the feature cache") from None
+
+    def caption_rows(self, captions: list[Caption]) -> np.ndarray:
+        try:
+            return np.asarray([self._cpos[(c.video_id, c.caption)] for c in captions])
+        except KeyError as exc:
+            raise DataError(f"{self.path}: caption {exc.args[0]!r} is not in the feature cache") from None
+
+    def videos(self, rows) -> dict[str, torch.Tensor]:
+        rows = np.asarray(rows)
+        return {"frame_feats": torch.from_numpy(np.ascontiguousarray(self.frame_feats[rows])).float(),
+                "video_mask": torch.from_numpy(np.ascontiguousarray(self.video_mask[rows])).long()}
+
+    def texts(self, rows) -> dict[str, torch.Tensor]:
+        rows = np.asarray(rows)
+        return {"sentence": torch.from_numpy(np.ascontiguousarray(self.sentence[rows])).float(),
+                "words": torch.from_numpy(np.ascontiguousarray(self.words[rows])).float(),
+                "text_mask": torch.from_numpy(np.ascontiguousarray(self.text_mask[rows])).long()}
+
+
+class CachedPairs(torch.utils.data.Dataset):
+    """Training pairs served from a feature cache: item -> cached text and video features."""
+
+    def __init__(self, cache: FeatureCache, pairs: list[Caption]):
+        self.cache = cache
+        self.text_rows = cache.caption_rows(pairs)
+        self.video_rows = cache.video_rows([p.video_id for p in pairs])
+
+    def __len__(self) -> int:
+        return len(self.text_rows)
+
+    def batch(self, indices) -> dict[str, torch.Tensor]:
+        """A whole batch at once (fancy indexing on the memmaps; no per-item Python overhead)."""
+        idx = np.asarray(indices)
+        return {**self.cache.texts(self.text_rows[idx]), **self.cache.videos(self.video_rows[idx])}
+
+
+@torch.no_grad()
+def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
+                        device: Optional[str] = None) -> dict:
+    """Encode every caption and video of the annotation folder once with the (frozen) CLIP."""
+    from tqdm.auto import tqdm
+
+    from glscl_lite.data.dataset import TextDataset, VideoDataset
+    from glscl_lite.data.msrvtt import all_video_ids, read_caption_csv
+    from glscl_lite.data.splits import video_source
+    from glscl_lite.model.backbone import CLIPBackbone
+    from glscl_lite.data.video import normalize_frames
+
+    t0 = time.time()
+    dev = resolve_device(device or cfg.device)
+    anno = load_annotations(cfg.anno_path)
+    video_ids = all_video_ids(cfg.anno_path)
+    captions: list[Caption] = []
+    seen = set()
+    for vid in video_ids:
+        caps = anno.captions(vid) if vid in anno else []
+        for c in caps:
+            if (c.video_id, c.caption) not in seen:
+                seen.add((c.video_id, c.caption))
+                captions.append(Caption(c.video_id, c.caption))
+    for p in sorted(Path(cfg.anno_path).glob("MSRVTT_*.csv")):  # test / val captions not in the json
+        if p.name.startswith(("MSRVTT_JSFUSION", "MSRVTT_val")):
+            for c in read_caption_csv(p):
+                if (c.video_id, c.caption) not in seen:
+                    seen.add((c.video_id, c.caption))
+                    captions.append(Caption(c.video_id, c.caption))
+    seed_everything(cfg.seed)  # random-init backbones: the same weights the trainer will build
+    backbone = CLIPBackbone(cfg.base_encoder, cfg.pretrained, cfg.text_mask).to(dev).eval()
+    D, T, L = backbone.embed_dim, cfg.max_frames, cfg.max_words
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        mm = lambda name, shape, dtype: np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)  # noqa
+        ff, vm = mm("frame_feats.npy", (len(video_ids), T, D), np.float16), mm("video_mask.npy", (len(video_ids), T), np.int8)
+        source = video_source(cfg, backbone.image_size)
+        loader = DataLoader(VideoDataset(video_ids, source), batch_size=cfg.batch_size_val,
+                            num_workers=cfg.workers, shuffle=False)
+        for b in tqdm(loader, desc="videos", disable=not progress):
+            i = b["index"].numpy()
+            video = normalize_frames(b["video"].to(dev, non_blocking=True), b["video_mask"].to(dev))
+            with autocast:
+                feats = backbone.encode_video(video)
+            ff[i] = feats.float().cpu().numpy().astype(np.float16)
+            vm[i] = b["video_mask"].numpy().astype(np.int8)
+        se, wo, tm = (mm("sentence.npy", (len(captions), D), np.float16),
+                      mm("words.npy", (len(captions), L, D), np.float16),
+                      mm("text_mask.npy", (len(captions), L), np.int8))
+        tds = TextDataset(captions, max_words=L)
+        for start in tqdm(range(0, len(captions), cfg.batch_size_val), desc="captions", disable=not progress):
+            sl = slice(start, start + cfg.batch_size_val)
+            ids, mask = tds.text_ids[sl].to(dev), tds.text_mask[sl].to(dev)
+            with autocast:
+                s, w = backbone.encode_text(ids, mask)
+            se[sl] = s.float().cpu().numpy().astype(np.float16)
+            wo[sl] = w.float().cpu().numpy().astype(np.float16)
+            tm[sl] = mask.cpu().numpy().astype(np.int8)
+        for arr in (ff, vm, se, wo, tm):
+            arr.flush()
+        del ff, vm, se, wo, tm
+        (tmp / "video_ids.json").write_text(json.dumps(video_ids))
+        (tmp / "captions.json").write_text(json.dumps([[c.video_id, c.caption] for c in captions]))
+        meta = {k: getattr(cfg, k) for k in MATCH_KEYS}
+        meta.update(backbone_checksum=backbone_checksum(backbone), image_size=backbone.image_size, dim=D, n_videos=len(video_ids), n_captions=len(captions),
+                    anno_path=str(cfg.anno_path), seconds=round(time.time() - t0, 2), device=str(dev))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta

@@ -1,0 +1,420 @@
+"""Training loop: ``glscl-lite train --config FILE|PRESET [--set k=v ...] --out RUN_DIR``.
+
+One optimiser step = one global batch of (caption, video) pairs (every training caption is a
+pair, spec 6.1).  The run folder holds::
+
+    config.json          the full resolved config
+    metrics.jsonl        one JSON line per logged step and per evaluation
+    checkpoints/last.pt  everything needed to resume exactly (model, optimiser, scheduler,
+                         RNG states, epoch and position in the epoch, best score so far)
+    checkpoints/best.pt  model weights with the best validation t2v R@1 (never the test split)
+    results.json         final validation and test metrics of the best checkpoint
+
+Re-running the same command on an existing run folder resumes.  Exactness on CPU comes from:
+data order drawn from a generator keyed on (seed, epoch) -- never the global RNG; RandAugment
+seeded per (seed, epoch, item); DataLoaders with their own generators; dropout RNG restored from
+the checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterable, Optional, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from glscl_lite import distributed as dist
+from glscl_lite.config import Config, ConfigError, load_config, load_config_file
+from glscl_lite.data.splits import build_splits, video_source
+from glscl_lite.errors import UserError
+from glscl_lite.evaluate import evaluate_model
+from glscl_lite.model.glscl import GLSCL
+from glscl_lite.optim import build_optimizer
+from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, resolve_device, seed_everything
+
+# keys that may differ when resuming (they do not change the result)
+RUNTIME_KEYS = {"device", "workers", "log_every", "eval_chunk", "batch_size_val", "checkpoint_every", "max_steps",
+                "epochs", "dsl"}
+# keys that define the network's shapes (a checkpoint from another setting cannot load)
+MODEL_KEYS = ("base_encoder", "head", "agg_module", "num_hidden_layers", "query_number", "cross_att_layer",
+              "lim_heads", "lim_ffn_dim", "query_share", "cross_att_share")
+
+
+class TrainingError(UserError, RuntimeError):
+    """Training cannot continue (non-finite loss, out of memory, ...)."""
+
+
+# ------------------------------------------------------------------------------------ run folder
+def run_config(run_dir: PathLike) -> Config:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run folder (config.json not found)")
+    return load_config_file(path)
+
+
+def _ckpt_path(run_dir: Path, which: str) -> Path:
+    if which in ("best", "last"):
+        return run_dir / "checkpoints" / f"{which}.pt"
+    return Path(which)
+
+
+def load_checkpoint_into(model: GLSCL, run_dir: PathLike, which: str = "best") -> dict:
+    """Load model weights; clear errors for a missing file or a checkpoint of another model."""
+    path = _ckpt_path(Path(run_dir), which)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found (has the run trained and evaluated yet?)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated / not a torch file
+        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    saved = state.get("config", {})
+    diff = [f"{k}={saved.get(k)!r} (model has {getattr(model.cfg, k)!r})"
+            for k in MODEL_KEYS if k in saved and saved[k] != getattr(model.cfg, k)]
+    if diff:
+        raise UserError(f"{path}: checkpoint is from another model: {', '.join(diff)}")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"{path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
+    return state
+
+
+def _save(obj: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _rng_state() -> dict:
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+class MetricsLog:
+    """Append-only JSON lines; on resume, lines past the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        if not (self.enabled and self.path.exists()):
+            return
+        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(ln + "\n" for ln in keep))
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: PathLike) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+
+
+# ---------------------------------------------------------------------------------------- data
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """``[steps, batch_size]`` item indices of one epoch (shuffled, drop_last as the official loader)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n_items, generator=g).numpy()
+    steps = n_items // batch_size
+    return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+class BatchData(Dataset):
+    """Item k = the k-th batch (already collated); workers build whole batches.
+
+    Per-item RandAugment is seeded from (seed, epoch, item) so that data do not depend on worker
+    scheduling or on where a resumed run started.
+    """
+
+    def __init__(self, dataset, batches: np.ndarray, seed: int, epoch: int):
+        self.dataset, self.batches, self.seed, self.epoch = dataset, batches, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k: int) -> dict:
+        idx = self.batches[k]
+        if hasattr(self.dataset, "batch"):  # feature cache: one fancy-indexed read
+            return self.dataset.batch(idx)
+        items = []
+        for i in idx.tolist():
+            s = (self.seed * 1_000_003 + self.epoch * 10_007 + i) % (2**32)
+            random.seed(s)
+            np.random.seed(s)
+            items.append(self.dataset[i])
+        from glscl_lite.data.dataset import collate
+
+        return collate(items)
+
+
+def _loader(data: Dataset, workers: int, pin: bool, seed: int) -> DataLoader:
+    return DataLoader(data, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
+                      generator=torch.Generator().manual_seed(seed), prefetch_factor=4 if workers else None,
+                      persistent_workers=False)
+
+
+# -------------------------------------------------------------------------------------- trainer
+def train(config: Union[str, Config] = "smoke", overrides: Iterable[str] = (), out: Optional[PathLike] = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a run; returns the final results dict (also written to results.json)."""
+    if out is None:
+        raise UserError("train needs an output run folder (--out RUN_DIR)")
+    cfg = config.replace(**dict(_split(o) for o in overrides)) if isinstance(config, Config) \
+        else load_config(config, overrides)
+    return Trainer(cfg, Path(out), progress=progress).fit()
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    k, v = item.split("=", 1)
+    return k.strip(), v.strip()
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out: Path, progress: bool = True):
+        self.out, self.progress = out, progress
+        self.device = resolve_device(cfg.device)
+        local = dist.init_from_env(self.device.type)
+        if local is not None and self.device.type == "cuda":
+            self.device = torch.device("cuda", local)
+        self.main = dist.is_main()
+        if self.main:
+            ensure_writable_dir(out)
+        self.cfg = self._reconcile_config(cfg)
+        if self.cfg.batch_size % dist.world_size():
+            raise UserError(f"batch_size {self.cfg.batch_size} is not divisible by {dist.world_size()} processes")
+        self.log = MetricsLog(out / "metrics.jsonl", enabled=self.main)
+
+    # -- config / resume bookkeeping ---------------------------------------------------------------
+    def _reconcile_config(self, cfg: Config) -> Config:
+        path = self.out / "config.json"
+        if path.exists():
+            saved = load_config_file(path)
+            diff = [k for k, v in saved.to_dict().items() if v != getattr(cfg, k) and k not in RUNTIME_KEYS]
+            if diff:
+                raise UserError(f"{self.out} already holds a run with other settings ({', '.join(diff)}); "
+                                "use a new --out folder or the same settings to resume")
+        if self.main:
+            from glscl_lite.utils import write_json_atomic
+
+            write_json_atomic(path, cfg.to_dict())
+        return cfg
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.splits = build_splits(cfg)
+        self.model = GLSCL(cfg).to(self.device)
+        self.features = None
+        if cfg.feature_cache:
+            from glscl_lite.features import CachedPairs, FeatureCache
+
+            if not cfg.freeze_backbone:
+                raise UserError("feature_cache training needs freeze_backbone=True (cached CLIP outputs "
+                                "cannot be fine-tuned)")
+            self.features = FeatureCache(cfg.feature_cache)
+            self.features.check_matches(cfg, self.model.backbone)
+            self.train_data = CachedPairs(self.features, self.splits.train)
+            self.source = None
+        else:
+            from glscl_lite.data.dataset import PairDataset
+            from glscl_lite.data.video import VideoRandAugment
+
+            self._ensure_frame_cache()
+            self.source = video_source(cfg, self.model.backbone.image_size)
+            augment = VideoRandAugment() if cfg.augment else None
+            self.train_data = PairDataset(self.splits.train, self.source, cfg.max_words, augment=augment)
+        self.steps_per_epoch = len(self.train_data) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise UserError(f"batch_size {cfg.batch_size} is larger than the {len(self.train_data)} training pairs")
+        sched_epochs = cfg.schedule_epochs or cfg.epochs
+        self.t_total = self.steps_per_epoch * sched_epochs
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.optimizer, self.scheduler = build_optimizer(self.model, cfg, self.t_total)
+        self.net = self.model
+        if dist.is_distributed():
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        self.step, self.best = 0, None
+
+    def _ensure_frame_cache(self) -> None:
+        """Build ``cfg.frame_cache`` on first use (decode every video once) if it does not exist."""
+        cfg = self.cfg
+        if not cfg.frame_cache or (Path(cfg.frame_cache) / "index.json").exists():
+            return
+        if self.main:
+            from glscl_lite.data.cache import build_frame_cache
+            from glscl_lite.data.msrvtt import all_video_ids
+
+            print(f"building frame cache {cfg.frame_cache} (decoding every video once)")
+            build_frame_cache(all_video_ids(cfg.anno_path), cfg.video_path, cfg.frame_cache,
+                              max_frames=cfg.max_frames, image_size=self.model.backbone.image_size,
+                              framerate=cfg.video_framerate, progress=self.progress)
+        if dist.is_distributed():
+            torch.distributed.barrier()
+
+    def _resume(self) -> None:
+        path = self.out / "checkpoints" / "last.pt"
+        if not path.exists():
+            return
+        state = load_checkpoint_into(self.model, self.out, "last")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.best = state["step"], state["best"]
+        _set_rng_state(state["rng"][dist.rank()] if isinstance(state["rng"], list) else state["rng"])
+        self.log.truncate_after(self.step)
+        if self.main:
+            print(f"resumed {self.out} at step {self.step}")
+
+    def _checkpoint(self) -> None:
+        rngs = [_rng_state()]
+        if dist.is_distributed():  # each rank restores its own dropout RNG
+            rngs = [None] * dist.world_size()
+            torch.distributed.all_gather_object(rngs, _rng_state())
+        if not self.main:
+            return
+        _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+               "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+               "step": self.step, "best": self.best, "rng": rngs, "config": self.cfg.to_dict()},
+              self.out / "checkpoints" / "last.pt")
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def _evaluate(self, split: str) -> Optional[dict]:
+        evalset = self.splits.val if split == "val" else self.splits.test
+        if evalset is None:
+            return None
+        return evaluate_model(self.model, evalset, self.cfg, self.device, source=self.source,
+                              features=self.features, dsl=self.cfg.dsl)
+
+    def _validate(self, epoch: int) -> None:
+        if self.main:
+            res = self._evaluate("val")
+            score = (res["t2v"]["R1"], res["t2v"]["R5"], res["t2v"]["R10"])
+            improved = self.best is None or score > tuple(self.best["score"])
+            if improved:
+                self.best = {"step": self.step, "score": list(score)}
+                _save({"model": self.model.state_dict(), "step": self.step, "config": self.cfg.to_dict()},
+                      self.out / "checkpoints" / "best.pt")
+            self.log.write({"step": self.step, "epoch": epoch, "split": "val", "best": improved,
+                            **{k: res[k] for k in res if k in ("t2v", "v2t", "t2v_dsl", "v2t_dsl")},
+                            "seconds_feat": res["seconds_feat"], "seconds_match": res["seconds_match"]})
+            if self.progress:
+                print(f"step {self.step}: val t2v R@1 {res['t2v']['R1']:.1f}  v2t R@1 {res['v2t']['R1']:.1f}"
+                      + ("  (best)" if improved else ""))
+        if dist.is_distributed():
+            obj = [self.best]
+            torch.distributed.broadcast_object_list(obj, src=0)
+            self.best = obj[0]
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _train_step(self, batch: dict, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        use_bf16 = self.device.type == "cuda" and cfg.precision in ("auto", "bf16")
+        try:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                out = self.net(batch)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                terms = {k: float(v.detach()) for k, v in out.items()}
+                raise TrainingError(f"non-finite loss at step {self.step + 1} (epoch {epoch}): {terms}; "
+                                    "lower lr, check the data, or use precision=fp32")
+            loss.backward()
+        except torch.cuda.OutOfMemoryError:
+            raise TrainingError(
+                f"out of GPU memory at batch_size={cfg.batch_size} (per process "
+                f"{cfg.batch_size // dist.world_size()}); try --set batch_size={cfg.batch_size // 2}, "
+                "freeze_backbone=True, or a feature cache (glscl-lite cache features)") from None
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)  # global clip (official), then per-tensor in BertAdam
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.clamp_logit_scale()
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    def fit(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        self._build()
+        self._resume()
+        world, rank = dist.world_size(), dist.rank()
+        per_rank = cfg.batch_size // world
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
+                   desc="train", dynamic_ncols=True)
+        t_last, step_last = time.time(), self.step
+        while self.step < self.total_steps:
+            epoch, start = divmod(self.step, self.steps_per_epoch)
+            batches = epoch_batches(len(self.train_data), cfg.batch_size, cfg.seed, epoch)
+            batches = batches[start:, rank * per_rank:(rank + 1) * per_rank]
+            batches = batches[: self.total_steps - self.step]
+            loader = _loader(BatchData(self.train_data, batches, cfg.seed, epoch),
+                             cfg.workers if self.features is None else 0,
+                             self.device.type == "cuda", cfg.seed * 7 + epoch)
+            self.model.train()
+            for batch in loader:
+                terms = self._train_step(batch, epoch)
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['loss']:.3f}")
+                if self.step % cfg.log_every == 0 or self.step == 1:
+                    now = time.time()
+                    lrs = self.optimizer.current_lrs() if hasattr(self.optimizer, "current_lrs") \
+                        else [g["lr"] for g in self.optimizer.param_groups]
+                    self.log.write({"step": self.step, "epoch": epoch, "split": "train", **terms,
+                                    "lr": max(lrs), "clips_per_s": round(cfg.batch_size * (self.step - step_last)
+                                                                         / max(now - t_last, 1e-9), 2)})
+                    t_last, step_last = now, self.step
+                end_of_epoch = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+                if (cfg.eval_every and self.step % cfg.eval_every == 0) or end_of_epoch:
+                    self._validate(epoch)
+                    self._checkpoint()
+                elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self._checkpoint()
+        bar.close()
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        if self.main:
+            if (self.out / "checkpoints" / "best.pt").exists():
+                load_checkpoint_into(self.model, self.out, "best")
+            val = self._evaluate("val")
+            test = self._evaluate("test")
+            results = {"steps": self.step, "best_step": self.best["step"] if self.best else None,
+                       "val": {k: val[k] for k in ("t2v", "v2t") if k in val},
+                       "test": ({k: test[k] for k in test if k in ("t2v", "v2t", "t2v_dsl", "v2t_dsl",
+                                                                   "n_texts", "n_videos")} if test else None),
+                       "parameters": self.model.parameter_counts()}
+            from glscl_lite.utils import write_json_atomic
+
+            write_json_atomic(self.out / "results.json", results)
+        if dist.is_distributed():
+            torch.distributed.barrier()
+        return results
