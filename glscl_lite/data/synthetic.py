@@ -20,8 +20,10 @@ and is built to be *hard* in the ways text-video retrieval is hard:
   12 frames for some videos (they are padded downstream) and more for most.
 
 Everything is deterministic for a seed: scenes are sampled in the parent process from per-video
-seeds derived from ``(seed, index)``, and the workers only render, encode and write captions
-from those seeds, so the result does not depend on the number of workers.
+seeds derived from ``(seed, index)``, and the workers only render, encode (single-threaded
+libx264) and write captions from those seeds, so the result does not depend on the number of
+workers.  Same (seed, n_videos, size, fps) on the same machine: byte-identical JSON/CSV files
+and identical decoded frames.
 
 Each video entry of ``MSRVTT_data.json`` keeps the exact MSR-VTT keys and adds one key,
 ``"synthetic"``, with the scene spec, the frame count, the kind of each caption and, for hard
@@ -56,13 +58,18 @@ __all__ = [
     "Scene",
     "SceneObject",
     "SynthesisError",
+    "allowed_colours",
     "encode_video",
     "generate_corpus",
     "make_captions",
     "make_hard_negative",
+    "object_track",
+    "render_background",
     "render_video",
     "sample_scene",
+    "scene_differences",
     "scene_rng",
+    "shape_alpha",
 ]
 
 # ============================================================================ corpus settings
@@ -416,7 +423,9 @@ class Caption:
 # ============================================================================ sampling
 def scene_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     """The random generator for video ``index``: stream 0 samples its scene, 1 turns it into a
-    hard negative, 2 writes its captions."""
+    hard negative, 2 writes its captions, 3 picks its JSFUSION test caption.  Corpus-wide
+    choices use ``[seed, n_videos, 7]`` (hard-negative pairs) and ``[seed, n_videos, 9]``
+    (splits)."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
 
 
@@ -1595,7 +1604,6 @@ def _jsfusion_rows(test: list[int], video_ids: list[str], results: dict[int, tup
     rows = []
     for key, i in enumerate(test):
         captions = results[i][0]
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), i, 3]))
-        choice = int(rng.integers(len(captions)))
+        choice = int(scene_rng(seed, i, 3).integers(len(captions)))
         rows.append([f"ret{key}", f"msr{i}", video_ids[i], captions[choice].text])
     return rows
