@@ -60,28 +60,40 @@ class BertAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update; the maths is per tensor, executed with ``torch._foreach_*`` kernels."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["next_m"] = torch.zeros_like(p)
-                    state["next_v"] = torch.zeros_like(p)
-                m, v = state["next_m"], state["next_v"]
-                if group["max_grad_norm"] > 0:
-                    clip_grad_norm_(p, group["max_grad_norm"])  # per tensor, in place
-                g = p.grad
-                m.mul_(group["b1"]).add_(g, alpha=1 - group["b1"])
-                v.mul_(group["b2"]).addcmul_(g, g, value=1 - group["b2"])
-                update = m / (v.sqrt() + group["e"])
-                if group["weight_decay"] > 0.0:
-                    update = update + group["weight_decay"] * p
-                p.add_(update, alpha=-self.scheduled_lr(group, state["step"]))
-                state["step"] += 1
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(step=0, next_m=torch.zeros_like(p), next_v=torch.zeros_like(p))
+            buckets: dict[int, list] = {}  # the schedule follows each tensor's own step count
+            for p in params:
+                buckets.setdefault(self.state[p]["step"], []).append(p)
+            for step, ps in buckets.items():
+                self._update(group, ps, step)
         return loss
+
+    def _update(self, group: dict, params: list, step: int) -> None:
+        grads = [p.grad for p in params]
+        if group["max_grad_norm"] > 0:  # clip_grad_norm_(p, max_norm) for every tensor separately
+            norms = torch.stack(torch._foreach_norm(grads))
+            coefs = (group["max_grad_norm"] / (norms + 1e-6)).clamp(max=1.0)
+            torch._foreach_mul_(grads, list(coefs.to(grads[0].dtype).unbind()))
+        ms = [self.state[p]["next_m"] for p in params]
+        vs = [self.state[p]["next_v"] for p in params]
+        torch._foreach_mul_(ms, group["b1"])
+        torch._foreach_add_(ms, grads, alpha=1 - group["b1"])
+        torch._foreach_mul_(vs, group["b2"])
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - group["b2"])
+        update = torch._foreach_div(ms, torch._foreach_add(torch._foreach_sqrt(vs), group["e"]))
+        if group["weight_decay"] > 0.0:
+            torch._foreach_add_(update, params, alpha=group["weight_decay"])
+        torch._foreach_add_(params, update, alpha=-self.scheduled_lr(group, step))
+        for p in params:
+            self.state[p]["step"] += 1
 
 
 def parameter_groups(model: nn.Module, cfg: Config) -> list[dict]:

@@ -153,6 +153,11 @@ class BatchData(Dataset):
         idx = self.batches[k]
         if hasattr(self.dataset, "batch"):  # feature cache: one fancy-indexed read
             return self.dataset.batch(idx)
+        ds = self.dataset
+        if ds.augment is None and hasattr(ds.source, "get_batch"):  # frame cache: one read per batch
+            frames, masks = ds.source.get_batch([ds.pairs[i].video_id for i in idx.tolist()])
+            return {"text_ids": ds.text_ids[idx], "text_mask": ds.text_mask[idx],
+                    "video": torch.from_numpy(frames), "video_mask": torch.from_numpy(masks)}
         items = []
         for i in idx.tolist():
             s = (self.seed * 1_000_003 + self.epoch * 10_007 + i) % (2**32)

@@ -180,3 +180,15 @@ def test_cli_cache_frames(corpus, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["shape"] == [6, 4, 16, 16, 3]
     assert FrameCache(tmp_path / "fc").video_ids == corpus.all_ids
+
+
+def test_get_batch_equals_per_video_get(cache):
+    fc = FrameCache(cache[0])
+    ids = fc.video_ids[::-1][:5] + fc.video_ids[:1]  # unsorted, with a repeat
+    frames, masks = fc.get_batch(ids)
+    assert frames.shape == (6,) + fc.shape[1:] and masks.shape == (6, fc.max_frames)
+    for i, vid in enumerate(ids):
+        f, m = fc.get(vid)
+        assert np.array_equal(frames[i], f) and np.array_equal(masks[i], m)
+    with pytest.raises(DataError, match="not in the frame cache"):
+        fc.get_batch(["no_such_video"])
