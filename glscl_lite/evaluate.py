@@ -66,15 +66,32 @@ def encode_videos(model: GLSCL, video_ids: list[str], cfg: Config, device: torch
                 side = model.encode_video_features(v["frame_feats"].to(device), v["video_mask"].to(device))
             sides.append({k: x.float() if x.is_floating_point() else x for k, x in side.items()})
         return cat_sides(sides)
-    loader = DataLoader(VideoDataset(video_ids, source), batch_size=cfg.batch_size_val, shuffle=False,
-                        num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    if hasattr(source, "get_batch"):  # frame cache: one memmap read per batch
+        data, batch_size = _CachedVideoBatches(source, video_ids, cfg.batch_size_val), None
+    else:
+        data, batch_size = VideoDataset(video_ids, source), cfg.batch_size_val
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=cfg.workers,
+                        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
     for b in loader:
         with autocast:
             side = model.encode_video(b["video"].to(device, non_blocking=True),
                                       b["video_mask"].to(device, non_blocking=True))
         sides.append({k: x.float() if x.is_floating_point() else x for k, x in side.items()})
     return cat_sides(sides)
+
+
+class _CachedVideoBatches(torch.utils.data.Dataset):
+    """Item k = the k-th chunk of videos, read from a frame cache in one go."""
+
+    def __init__(self, cache, video_ids: list[str], size: int):
+        self.cache, self.video_ids, self.size = cache, video_ids, size
+
+    def __len__(self) -> int:
+        return -(-len(self.video_ids) // self.size)
+
+    def __getitem__(self, k: int) -> dict:
+        frames, masks = self.cache.get_batch(self.video_ids[k * self.size:(k + 1) * self.size])
+        return {"video": torch.from_numpy(frames), "video_mask": torch.from_numpy(masks)}
 
 
 def _bf16(cfg: Config, device: torch.device) -> bool:

@@ -90,13 +90,13 @@ class FeatureCache:
 
     def videos(self, rows) -> dict[str, torch.Tensor]:
         rows = np.asarray(rows)
-        return {"frame_feats": torch.from_numpy(np.ascontiguousarray(self.frame_feats[rows])).float(),
+        return {"frame_feats": torch.from_numpy(np.ascontiguousarray(self.frame_feats[rows])),  # fp16
                 "video_mask": torch.from_numpy(np.ascontiguousarray(self.video_mask[rows])).long()}
 
     def texts(self, rows) -> dict[str, torch.Tensor]:
         rows = np.asarray(rows)
-        return {"sentence": torch.from_numpy(np.ascontiguousarray(self.sentence[rows])).float(),
-                "words": torch.from_numpy(np.ascontiguousarray(self.words[rows])).float(),
+        return {"sentence": torch.from_numpy(np.ascontiguousarray(self.sentence[rows])),  # fp16: the model
+                "words": torch.from_numpy(np.ascontiguousarray(self.words[rows])),        # casts on device
                 "text_mask": torch.from_numpy(np.ascontiguousarray(self.text_mask[rows])).long()}
 
 

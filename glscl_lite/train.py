@@ -336,19 +336,16 @@ class Trainer:
             self.best = obj[0]
 
     # -- the loop ------------------------------------------------------------------------------------
-    def _train_step(self, batch: dict, epoch: int) -> dict[str, float]:
+    def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Forward, backward, clip, step.  Returns the detached loss terms (still on the device:
+        reading them forces a GPU sync, so the loop only does it every ``log_every`` steps)."""
         cfg = self.cfg
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
         use_bf16 = self.device.type == "cuda" and cfg.precision in ("auto", "bf16")
         try:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
                 out = self.net(batch)
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                terms = {k: float(v.detach()) for k, v in out.items()}
-                raise TrainingError(f"non-finite loss at step {self.step + 1} (epoch {epoch}): {terms}; "
-                                    "lower lr, check the data, or use precision=fp32")
-            loss.backward()
+            out["loss"].backward()
         except torch.cuda.OutOfMemoryError:
             raise TrainingError(
                 f"out of GPU memory at batch_size={cfg.batch_size} (per process "
@@ -361,7 +358,19 @@ class Trainer:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.model.clamp_logit_scale()
-        return {k: float(v.detach()) for k, v in out.items()}
+        return {k: v.detach() for k, v in out.items()}
+
+    def _check_finite(self, pending: list[tuple[int, int, dict]]) -> None:
+        """Stop at the first step whose loss is NaN/inf, naming the step and every loss term."""
+        if not pending:
+            return
+        losses = torch.stack([t["loss"].float() for _, _, t in pending]).cpu()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step, epoch, terms = pending[int(bad[0])]
+            values = {k: float(v) for k, v in terms.items()}
+            raise TrainingError(f"non-finite loss at step {step} (epoch {epoch}): {values}; "
+                                "lower lr, check the data, or use precision=fp32")
 
     def fit(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
@@ -374,33 +383,44 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
                    desc="train", dynamic_ncols=True)
         t_last, step_last = time.time(), self.step
+        pending: list[tuple[int, int, dict]] = []
         while self.step < self.total_steps:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             batches = epoch_batches(len(self.train_data), cfg.batch_size, cfg.seed, epoch)
             batches = batches[start:, rank * per_rank:(rank + 1) * per_rank]
             batches = batches[: self.total_steps - self.step]
-            loader = _loader(BatchData(self.train_data, batches, cfg.seed, epoch),
-                             cfg.workers if self.features is None else 0,
+            loader = _loader(BatchData(self.train_data, batches, cfg.seed, epoch), cfg.workers,
                              self.device.type == "cuda", cfg.seed * 7 + epoch)
             self.model.train()
             for batch in loader:
-                terms = self._train_step(batch, epoch)
+                terms = self._train_step(batch)
                 self.step += 1
+                pending.append((self.step, epoch, terms))
                 bar.update(1)
-                bar.set_postfix(loss=f"{terms['loss']:.3f}")
+                # reading values syncs the GPU: on CUDA only at log steps, on CPU every step
+                if self.device.type != "cuda" or self.step % cfg.log_every == 0 or self.step == 1 \
+                        or self.step == self.total_steps:
+                    self._check_finite(pending)
+                    pending.clear()
+                    bar.set_postfix(loss=f"{float(terms['loss']):.3f}")
                 if self.step % cfg.log_every == 0 or self.step == 1:
                     now = time.time()
                     lrs = self.optimizer.current_lrs() if hasattr(self.optimizer, "current_lrs") \
                         else [g["lr"] for g in self.optimizer.param_groups]
-                    self.log.write({"step": self.step, "epoch": epoch, "split": "train", **terms,
+                    self.log.write({"step": self.step, "epoch": epoch, "split": "train",
+                                    **{k: float(v) for k, v in terms.items()},
                                     "lr": max(lrs), "clips_per_s": round(cfg.batch_size * (self.step - step_last)
                                                                          / max(now - t_last, 1e-9), 2)})
                     t_last, step_last = now, self.step
                 end_of_epoch = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
                 if (cfg.eval_every and self.step % cfg.eval_every == 0) or end_of_epoch:
+                    self._check_finite(pending)
+                    pending.clear()
                     self._validate(epoch)
                     self._checkpoint()
                 elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self._check_finite(pending)
+                    pending.clear()
                     self._checkpoint()
         bar.close()
         return self._finish()

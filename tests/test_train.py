@@ -179,7 +179,7 @@ def test_feature_cache_mode(tmp_path, smoke_overrides):
     with torch.no_grad():
         ref = model.backbone.encode_video(normalize_frames(torch.from_numpy(frames.copy())[None],
                                                            torch.from_numpy(mask)[None]))
-    got = cache.videos(cache.video_rows([vid]))["frame_feats"]
+    got = cache.videos(cache.video_rows([vid]))["frame_feats"].float()
     torch.testing.assert_close(got, ref, atol=2e-2, rtol=2e-2)
     res = train(cfg, FAST + [f"feature_cache={feats}"], tmp_path / "run", progress=False)
     assert res["steps"] == 8 and res["test"]["t2v"]["R1"] >= 0
