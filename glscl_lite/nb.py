@@ -1,0 +1,58 @@
+"""Helpers shared by the notebooks: get the data, get a trained run -- cached when present.
+
+Every notebook's parameters cell defines ``smoke``, ``data_dir`` (the corpus, MSR-VTT layout) and
+``work_dir`` (runs and caches).  ``ensure_corpus`` writes the synthetic corpus when ``data_dir``
+is empty; ``ensure_run`` loads a finished run when its folder holds one, else trains it (so a
+long GPU run is done once and every later notebook reuses it).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from glscl_lite.config import Config, load_preset
+from glscl_lite.utils import PathLike
+
+SMOKE_VIDEOS = 48
+FULL_VIDEOS = 1000
+
+
+def ensure_corpus(data_dir: PathLike, smoke: bool = True, n_videos: Optional[int] = None, seed: int = 0) -> Path:
+    """``data_dir`` if it already holds an annotation folder (real MSR-VTT or synthetic), else a
+    freshly generated synthetic corpus there."""
+    data_dir = Path(data_dir)
+    if (data_dir / "MSRVTT_data.json").exists():
+        return data_dir
+    from glscl_lite.data.synthetic import generate_corpus
+
+    generate_corpus(data_dir, n_videos=n_videos or (SMOKE_VIDEOS if smoke else FULL_VIDEOS), seed=seed,
+                    progress=False)
+    return data_dir
+
+
+def smoke_config(data_dir: PathLike, smoke: bool = True, **overrides: Any) -> Config:
+    """The ``smoke`` preset pointed at ``data_dir`` (tiny model, 64-px frame cache inside it).
+
+    With ``smoke=False`` it trains longer (more epochs, eval every epoch) -- still the tiny model,
+    for a CPU; use the ``paper`` preset on a GPU box for the real thing.
+    """
+    data_dir = Path(data_dir)
+    cfg = load_preset("smoke").replace(anno_path=str(data_dir), video_path=str(data_dir / "videos"),
+                                       frame_cache=str(data_dir / "frames-64"))
+    if not smoke:
+        cfg = cfg.replace(epochs=10, schedule_epochs=None, lr=1e-3, batch_size=32, val_videos=40)
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def ensure_run(cfg: Config, run_dir: PathLike, progress: bool = False) -> dict:
+    """Results of the run in ``run_dir``: loaded when it finished before, else trained (or resumed)."""
+    from glscl_lite.train import RUNTIME_KEYS, run_config, train
+
+    run_dir = Path(run_dir)
+    results = run_dir / "results.json"
+    if results.exists():
+        saved = run_config(run_dir).to_dict()
+        if all(saved[k] == v for k, v in cfg.to_dict().items() if k not in RUNTIME_KEYS):
+            return json.loads(results.read_text())
+    return train(cfg, (), run_dir, progress=progress)  # trains, resumes, or refuses other settings
