@@ -186,3 +186,12 @@ def test_feature_cache_mode(tmp_path, smoke_overrides):
     with pytest.raises(UserError, match="freeze_backbone=True"):
         train(cfg.replace(freeze_backbone=False), FAST + [f"feature_cache={feats}"], tmp_path / "run2",
               progress=False)
+
+
+def test_out_of_memory_gives_a_batch_size_hint(monkeypatch, tmp_path, smoke_overrides):
+    def oom(self, batch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(GLSCL, "forward", oom)
+    with pytest.raises(TrainingError, match=r"out of GPU memory at batch_size=16 .*batch_size=8"):
+        train("smoke", smoke_overrides + FAST, tmp_path / "oom", progress=False)
