@@ -125,6 +125,20 @@ class Config:
     checkpoint_every: int = 0
     """Save a resumable checkpoint every N steps (0: at evaluations and epoch ends only)."""
 
+    # ---- related methods: GLCCL and EERCF heads (spec/glccl_eercf.md sections 3-4) ----------
+    glccl_temp: float = 5.0
+    """GLCCL: GLIM softmax temperature on raw (un-normalised) dot products (released code: 5)."""
+    glccl_frame_mask: bool = False
+    """GLCCL: False (released) lets padded frames take GLIM weight; True: softmax over valid frames."""
+    glccl_csc_weight: float = 0.5
+    """GLCCL: weight of the CSC loss (README commands 0.5, preset ``glccl``; argparse default 0.1,
+    preset ``glccl-argparse``)."""
+    eercf_topk: int = 50
+    """EERCF: candidates per query that stage 2 reranks (released ``--rerantopk 50``)."""
+    eercf_patches: bool = True
+    """EERCF: use the weak patch score (needs patch tokens; a feature cache built with head=eercf
+    stores them).  False: the frame-only variant (spec 6.2)."""
+
     # -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,6 +241,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("batch_size must be >= 2 (contrastive loss needs negatives)")
     if cfg.temp <= 0:
         raise ConfigError("temp must be > 0")
+    if cfg.glccl_temp <= 0 or cfg.eercf_topk < 1:
+        raise ConfigError("glccl_temp must be > 0 and eercf_topk >= 1")
     for key, choices in _CHOICES.items():
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"{key}: {getattr(cfg, key)!r} is not one of {', '.join(choices)}")

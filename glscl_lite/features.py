@@ -11,6 +11,8 @@ Layout of the cache folder (numpy files, memory-mapped when read)::
     sentence.npy         [Nc, D]    float16   EOT feature (spec 1.2)
     words.npy            [Nc, L, D] float16   every token after ln_final + text_projection
     text_mask.npy        [Nc, L]    int8
+    patch_feats.npy      [Nv, T, P, D] float16  patch tokens after ln_post + proj; only when the config
+                         scores patches (head=eercf, eercf_patches) -- served whenever present
 
 This is the uvadlc "cache frozen-backbone features" trick; it differs from the paper, which
 fine-tunes CLIP at lr 1e-7 (in effect nearly frozen, spec S1).  Augmentation cannot be applied
@@ -63,6 +65,7 @@ class FeatureCache:
         load = lambda name: np.load(self.path / name, mmap_mode="r")  # noqa: E731
         self.frame_feats, self.video_mask = load("frame_feats.npy"), load("video_mask.npy")
         self.sentence, self.words, self.text_mask = load("sentence.npy"), load("words.npy"), load("text_mask.npy")
+        self.patch_feats = load("patch_feats.npy") if (self.path / "patch_feats.npy").is_file() else None
         if len(self.frame_feats) != len(self.video_ids) or len(self.sentence) != len(self.captions):
             raise DataError(f"{self.path}: arrays and index files disagree; rebuild the cache")
 
@@ -72,6 +75,10 @@ class FeatureCache:
                for k in MATCH_KEYS if self.meta.get(k) != getattr(cfg, k)]
         if backbone is not None and self.meta.get("backbone_checksum") != backbone_checksum(backbone):
             bad.append("CLIP weights differ (random init with another seed, or other weights)")
+        from glscl_lite.model.eercf import needs_patches
+
+        if needs_patches(cfg) and self.patch_feats is None:
+            bad.append("no patch_feats (EERCF scores patches: build the cache with --set head=eercf)")
         if bad:
             raise UserError(f"{self.path}: feature cache was built with other settings ({'; '.join(bad)})")
 
@@ -90,8 +97,11 @@ class FeatureCache:
 
     def videos(self, rows) -> dict[str, torch.Tensor]:
         rows = np.asarray(rows)
-        return {"frame_feats": torch.from_numpy(np.ascontiguousarray(self.frame_feats[rows])),  # fp16
-                "video_mask": torch.from_numpy(np.ascontiguousarray(self.video_mask[rows])).long()}
+        out = {"frame_feats": torch.from_numpy(np.ascontiguousarray(self.frame_feats[rows])),  # fp16
+               "video_mask": torch.from_numpy(np.ascontiguousarray(self.video_mask[rows])).long()}
+        if self.patch_feats is not None:  # [n, T, P, D] fp16, for EERCF
+            out["patch_feats"] = torch.from_numpy(np.ascontiguousarray(self.patch_feats[rows]))
+        return out
 
     def texts(self, rows) -> dict[str, torch.Tensor]:
         rows = np.asarray(rows)
@@ -128,6 +138,7 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
     from glscl_lite.data.splits import video_source
     from glscl_lite.model.backbone import CLIPBackbone
     from glscl_lite.data.video import normalize_frames
+    from glscl_lite.model.eercf import needs_patches
 
     t0 = time.time()
     dev = resolve_device(device or cfg.device)
@@ -156,6 +167,10 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
         tmp.mkdir(parents=True)
         mm = lambda name, shape, dtype: np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)  # noqa
         ff, vm = mm("frame_feats.npy", (len(video_ids), T, D), np.float16), mm("video_mask.npy", (len(video_ids), T), np.int8)
+        with_patches = needs_patches(cfg)
+        if with_patches:
+            grid = backbone.clip.visual.grid_size
+            pf = mm("patch_feats.npy", (len(video_ids), T, int(grid[0]) * int(grid[1]), D), np.float16)
         source = video_source(cfg, backbone.image_size)
         loader = DataLoader(VideoDataset(video_ids, source), batch_size=cfg.batch_size_val,
                             num_workers=cfg.workers, shuffle=False)
@@ -163,7 +178,10 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
             i = b["index"].numpy()
             video = normalize_frames(b["video"].to(dev, non_blocking=True), b["video_mask"].to(dev))
             with autocast:
-                feats = backbone.encode_video(video)
+                feats = backbone.encode_video(video, return_patches=with_patches)
+            if with_patches:
+                feats, patches = feats
+                pf[i] = patches.float().cpu().numpy().astype(np.float16)
             ff[i] = feats.float().cpu().numpy().astype(np.float16)
             vm[i] = b["video_mask"].numpy().astype(np.int8)
         se, wo, tm = (mm("sentence.npy", (len(captions), D), np.float16),
@@ -180,6 +198,9 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
             tm[sl] = mask.cpu().numpy().astype(np.int8)
         for arr in (ff, vm, se, wo, tm):
             arr.flush()
+        if with_patches:
+            pf.flush()
+            del pf
         del ff, vm, se, wo, tm
         (tmp / "video_ids.json").write_text(json.dumps(video_ids))
         (tmp / "captions.json").write_text(json.dumps([[c.video_id, c.caption] for c in captions]))

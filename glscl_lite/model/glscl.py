@@ -188,13 +188,31 @@ class GLSCL(nn.Module):
         """Text side from cached CLIP outputs (feature-cache mode)."""
         return self.head.encode_text(sentence.float(), words.float(), mask)
 
+    def frame_and_patch_features(self, video: torch.Tensor, mask: torch.Tensor
+                                 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Per-frame CLIP features ``[B,T,D]`` and, for heads that score patches (EERCF,
+        ``head.uses_patches``), the patch tokens ``[B,T,P,D]`` from the same pass (else None)."""
+        if not getattr(self.head, "uses_patches", False):
+            return self.frame_features(video, mask), None
+        frames, patches = self.backbone.encode_video(self.prepare_video(video, mask), return_patches=True)
+        return frames.float(), patches.float()
+
     def encode_video(self, video: torch.Tensor, mask: torch.Tensor) -> Side:
         """Video side from frames (uint8 ``[B,T,S,S,3]`` or float ``[B,T,3,S,S]``) and mask ``[B,T]``."""
-        return self.encode_video_features(self.frame_features(video, mask), mask)
+        frames, patches = self.frame_and_patch_features(video, mask)
+        return self.encode_video_features(frames, mask, patches=patches)
 
-    def encode_video_features(self, frames: torch.Tensor, mask: torch.Tensor) -> Side:
-        """Video side from cached per-frame CLIP features ``[B,T,D]`` (feature-cache mode)."""
-        return self.head.encode_video(self.temporal_features(frames.float(), mask), mask)
+    def encode_video_features(self, frames: torch.Tensor, mask: torch.Tensor,
+                              patches: Optional[torch.Tensor] = None) -> Side:
+        """Video side from cached per-frame CLIP features ``[B,T,D]`` (feature-cache mode).
+
+        Heads with ``uses_raw_frames`` (EERCF) also get the pre-temporal frames and ``patches [B,T,P,D]``.
+        """
+        post = self.temporal_features(frames.float(), mask)
+        if getattr(self.head, "uses_raw_frames", False):
+            return self.head.encode_video(post, mask, raw_frames=frames.float(),
+                                          patches=None if patches is None else patches.float())
+        return self.head.encode_video(post, mask)
 
     # -- scoring ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -204,6 +222,8 @@ class GLSCL(nn.Module):
         Each block only reads cached per-item features, so memory is bounded by the block size:
         10,000 x 10,000 is 400 MB of output plus one block's intermediates.
         """
+        if hasattr(self.head, "similarity"):  # two-stage heads (EERCF) rank the whole gallery themselves
+            return self.head.similarity(text, video, chunk)
         chunk = chunk or self.cfg.eval_chunk
         nt, nv = len(next(iter(text.values()))), len(next(iter(video.values())))
         out = torch.empty(nt, nv, dtype=torch.float32, device=next(iter(text.values())).device)
@@ -228,15 +248,21 @@ class GLSCL(nn.Module):
         if "frame_feats" in batch:
             sentence, words = batch["sentence"].float(), batch["words"].float()
             frames = batch["frame_feats"].float()
+            patches = batch["patch_feats"].float() if "patch_feats" in batch else None
         else:
             sentence, words = self.text_tokens(batch["text_ids"], batch["text_mask"])
-            frames = self.frame_features(batch["video"], batch["video_mask"])
+            frames, patches = self.frame_and_patch_features(batch["video"], batch["video_mask"])
         text_mask, video_mask = batch["text_mask"], batch["video_mask"]
-        frames = self.temporal_features(frames, video_mask)
+        raw, frames = frames, self.temporal_features(frames, video_mask)
         sentence, words, text_mask, frames, video_mask = all_gather_with_grad(
             sentence, words, text_mask, frames, video_mask)
         text = self.head.encode_text(sentence, words, text_mask)
-        video = self.head.encode_video(frames, video_mask)
+        if getattr(self.head, "uses_raw_frames", False):  # EERCF: raw CLIP frames (+ patches) too
+            raw = all_gather_with_grad(raw)[0]
+            patches = all_gather_with_grad(patches)[0] if patches is not None else None
+            video = self.head.encode_video(frames, video_mask, raw_frames=raw, patches=patches)
+        else:
+            video = self.head.encode_video(frames, video_mask)
         out = self.head.losses(text, video, self.logit_scale.exp())
         out["logit_scale"] = self.logit_scale.detach().exp()
         return out
@@ -244,9 +270,9 @@ class GLSCL(nn.Module):
 
 def build_head(cfg: Config, dim: int) -> nn.Module:
     """The similarity head named by ``cfg.head``."""
-    from glscl_lite.model import baselines
+    from glscl_lite.model import baselines, eercf, glccl
 
-    heads = {"glscl": GLSCLHead, **baselines.HEADS}
+    heads = {"glscl": GLSCLHead, **baselines.HEADS, **glccl.HEADS, **eercf.HEADS}
     if cfg.head not in heads:
         raise ValueError(f"unknown head {cfg.head!r}; available: {', '.join(sorted(heads))}")
     return heads[cfg.head](cfg, dim)
