@@ -107,6 +107,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- index / search
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from glscl_lite.search import IndexParams, build_index
+
+    params = IndexParams(kind=args.kind, flat_max=args.flat_max, hnsw_max=args.hnsw_max,
+                         ef_search=args.ef_search, nprobe=args.nprobe)
+    meta = build_index(args.run, args.out, videos=args.videos, params=params, checkpoint=args.checkpoint,
+                       progress=not args.quiet)
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from glscl_lite.search import search
+
+    result = search(args.index, args.query, k=args.k, rerank=args.rerank, candidates=args.candidates,
+                    json_path=args.json)
+    for i, hit in enumerate(result["results"], 1):
+        print(f"{i:3d}  {hit['video_id']:<24} {hit['score']:+.4f}  (coarse {hit['coarse_score']:+.4f}, "
+              f"stage-1 rank {hit['coarse_rank'] + 1})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- profile
+def cmd_profile(args: argparse.Namespace) -> int:
+    from glscl_lite.flops import profile, write_report
+
+    report = profile(args.backbone, frames=args.frames, words=args.words, device=args.device,
+                     latency=not args.no_latency, threads=args.threads,
+                     progress=None if args.quiet else (lambda msg: print(msg, file=sys.stderr)))
+    if args.json:
+        write_report(report, args.json)
+    summary = {"backbone": report["backbone"], "units": report["units"],
+               "components": {k: {"macs": v["macs"], "flops": v["flops"]} for k, v in report["components"].items()},
+               "per_pair": {k: {"macs": v["macs"], "flops": v["flops"]} for k, v in report["per_pair"].items()},
+               "ratios": report["ratios"]}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 # -------------------------------------------------------------------------------------- notebooks
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from glscl_lite.notebooks import run_notebooks
@@ -189,6 +229,44 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dsl", action="store_true", help="also report DSL numbers")
     e.add_argument("--json", type=Path, default=None)
     e.set_defaults(func=cmd_eval)
+
+    ix = sub.add_parser("index", help="large-gallery search index (faiss coarse stage + rerank features)")
+    ixsub = ix.add_subparsers(dest="index_command", required=True)
+    ib = ixsub.add_parser("build", help="encode a gallery with trained runs and write INDEX (atomically)")
+    ib.add_argument("--run", required=True, action="append", type=Path,
+                    help="run folder; repeat for several heads (search --rerank picks one)")
+    ib.add_argument("--videos", type=Path, default=None,
+                    help="folder of <id>.mp4 or a file of ids (default: every video of the run's annotations)")
+    ib.add_argument("--out", required=True, type=Path)
+    ib.add_argument("--checkpoint", default="best", help="best | last | a path")
+    ib.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    ib.add_argument("--flat-max", type=int, default=50_000, help="auto: exact search up to N videos")
+    ib.add_argument("--hnsw-max", type=int, default=500_000, help="auto: HNSW up to N videos, IVF beyond")
+    ib.add_argument("--ef-search", type=int, default=128)
+    ib.add_argument("--nprobe", type=int, default=32)
+    ib.add_argument("--quiet", action="store_true")
+    ib.set_defaults(func=cmd_index_build)
+
+    se = sub.add_parser("search", help="text query -> top videos (coarse recall, then rerank)")
+    se.add_argument("query")
+    se.add_argument("--index", required=True, type=Path)
+    se.add_argument("--k", type=int, default=10)
+    se.add_argument("--rerank", default=None, choices=["glscl", "eercf", "meanp", "glccl"],
+                    help="head whose run recalls and reranks (default: the index's first run)")
+    se.add_argument("--candidates", type=int, default=50, help="stage-1 candidates reranked")
+    se.add_argument("--json", type=Path, default=None)
+    se.set_defaults(func=cmd_search)
+
+    pr = sub.add_parser("profile", help="FLOPs (fvcore MACs; FLOPs = 2 MACs) and latency per component and per pair")
+    pr.add_argument("--backbone", default="ViT-B-32-quickgelu", help="open_clip model name, e.g. glscl-tiny")
+    pr.add_argument("--json", type=Path, default=None, help="write the full report here")
+    pr.add_argument("--frames", type=int, default=12)
+    pr.add_argument("--words", type=int, default=32)
+    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--threads", type=int, default=None, help="torch threads while timing (default: torch's)")
+    pr.add_argument("--no-latency", action="store_true", help="count FLOPs only")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=cmd_profile)
 
     nb = sub.add_parser("notebooks", help="execute every notebook headlessly with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/notebooks"))
