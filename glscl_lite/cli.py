@@ -147,23 +147,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------- profile
-def cmd_profile(args: argparse.Namespace) -> int:
-    from glscl_lite.flops import profile, write_report
-
-    report = profile(args.backbone, frames=args.frames, words=args.words, device=args.device,
-                     latency=not args.no_latency, threads=args.threads,
-                     progress=None if args.quiet else (lambda msg: print(msg, file=sys.stderr)))
-    if args.json:
-        write_report(report, args.json)
-    summary = {"backbone": report["backbone"], "units": report["units"],
-               "components": {k: {"macs": v["macs"], "flops": v["flops"]} for k, v in report["components"].items()},
-               "per_pair": {k: {"macs": v["macs"], "flops": v["flops"]} for k, v in report["per_pair"].items()},
-               "ratios": report["ratios"]}
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
 # -------------------------------------------------------------------------------------- notebooks
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from glscl_lite.notebooks import run_notebooks
@@ -273,17 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--candidates", type=int, default=50, help="stage-1 candidates reranked")
     se.add_argument("--json", type=Path, default=None)
     se.set_defaults(func=cmd_search)
-
-    pr = sub.add_parser("profile", help="FLOPs (fvcore MACs; FLOPs = 2 MACs) and latency per component and per pair")
-    pr.add_argument("--backbone", default="ViT-B-32-quickgelu", help="open_clip model name, e.g. glscl-tiny")
-    pr.add_argument("--json", type=Path, default=None, help="write the full report here")
-    pr.add_argument("--frames", type=int, default=12)
-    pr.add_argument("--words", type=int, default=32)
-    pr.add_argument("--device", default="cpu")
-    pr.add_argument("--threads", type=int, default=None, help="torch threads while timing (default: torch's)")
-    pr.add_argument("--no-latency", action="store_true", help="count FLOPs only")
-    pr.add_argument("--quiet", action="store_true")
-    pr.set_defaults(func=cmd_profile)
 
     pr = sub.add_parser("profile", help="FLOPs (fvcore MACs; FLOPs = 2 MACs) and latency per component and per pair")
     pr.add_argument("--backbone", default="ViT-B-32-quickgelu", help="open_clip model name, e.g. glscl-tiny")
