@@ -46,8 +46,6 @@ from torch import nn
 from glscl_lite.config import Config, load_preset
 
 HEAD_NAMES = ("glscl", "meanp", "xpool_like", "xclip_like")
-COMPONENTS = ("image_tower_per_frame", "text_tower_per_caption", "temporal_per_video", "lim_per_video",
-              "lim_per_text", "gim_per_pair", "local_score_per_pair")
 
 # Paper Table I (MSR-VTT 1k-A, ViT-B/32, no QB-Norm; spec/glscl.md 10.1): t2v R@1 and "FLOPs of
 # the similarity calculation head" in GFLOPs.  The accounting behind them is not published.
@@ -438,8 +436,9 @@ def profile(backbone: str = "ViT-B-32-quickgelu", frames: int = 12, words: int =
     with torch_threads(threads):
         report = _profile(backbone, frames, words, device, cfg, heads, gallery_sizes, latency, repeats, seed,
                           progress)
-    report["latency_setup"] = {"threads": threads or torch.get_num_threads(), "repeats": repeats,
-                               "statistic": "median", "load_average": _load_average()}
+    if latency:
+        report["latency_setup"] = {"threads": threads or torch.get_num_threads(), "repeats": repeats,
+                                   "statistic": "median", "load_average": _load_average()}
     return report
 
 
