@@ -107,6 +107,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ ablate
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from glscl_lite.ablation import format_summary, run_ablation, summarize
+
+    df = run_ablation(args.config, args.set, grid=args.grid, seeds=args.seeds, out=args.out,
+                      feature_cache=args.feature_cache, pretrain_steps=args.pretrain_steps,
+                      export=args.export, progress=not args.quiet)
+    print(format_summary(summarize(df)).to_string(index=False))
+    return 0
+
+
 # ---------------------------------------------------------------------------------- index / search
 def cmd_index_build(args: argparse.Namespace) -> int:
     from glscl_lite.search import IndexParams, build_index
@@ -229,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dsl", action="store_true", help="also report DSL numbers")
     e.add_argument("--json", type=Path, default=None)
     e.set_defaults(func=cmd_eval)
+
+    ab = sub.add_parser("ablate", help="grid of settings x seeds -> DIR/results.csv (resumes, skips finished cells)")
+    ab.add_argument("--config", required=True, help="base config: preset name or JSON file")
+    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ab.add_argument("--grid", required=True,
+                    help="icl_idl | queries | sharing | icl_normalizer | full | a JSON file {name: {key: value}}")
+    ab.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ab.add_argument("--out", required=True, type=Path)
+    ab.add_argument("--feature-cache", type=Path, default=None,
+                    help="train the head on frozen-CLIP features cached here (built when missing)")
+    ab.add_argument("--pretrain-steps", type=int, default=None,
+                    help="first train the base config end to end this many steps; its CLIP (frozen) "
+                         "is then `pretrained` for every cell (corpora without pretrained CLIP weights)")
+    ab.add_argument("--export", type=Path, default=None,
+                    help="also write ablation_*.csv and figures (PNG) to this folder")
+    ab.add_argument("--quiet", action="store_true")
+    ab.set_defaults(func=cmd_ablate)
 
     ix = sub.add_parser("index", help="large-gallery search index (faiss coarse stage + rerank features)")
     ixsub = ix.add_subparsers(dest="index_command", required=True)

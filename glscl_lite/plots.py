@@ -1,0 +1,142 @@
+"""Figures shared by the notebooks (matplotlib + seaborn styling); every function returns the Figure.
+
+They take plain DataFrames, so any notebook can use them:
+
+* a tidy results table (``glscl_lite.ablation`` ``results.csv``: columns ``setting``, ``seed``,
+  ``split``, ``direction``, ``R1`` ... and config columns such as ``query_number``);
+* training-loss records (``metrics.jsonl`` rows of split ``train`` as a DataFrame: ``step``,
+  ``info_nce``, ``icl``, ``idl`` ..., optionally ``setting`` and ``seed`` columns).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+LOSS_TERMS = ("info_nce", "icl", "idl")
+"""Loss terms logged by training (paper names; the official code swaps ICL and IDL, spec S2)."""
+
+
+def _select(df: pd.DataFrame, split: str, direction: str) -> pd.DataFrame:
+    sel = df[(df["split"] == split) & (df["direction"] == direction)]
+    if sel.empty:
+        raise ValueError(f"no rows with split={split!r} and direction={direction!r}")
+    return sel
+
+
+def _chance_line(ax, chance: Optional[float]) -> None:
+    if chance is not None:
+        ax.axhline(chance, color="0.4", linestyle=":", linewidth=1, label=f"chance ({chance:.1f})")
+
+
+def plot_r1_per_setting(df: pd.DataFrame, metric: str = "R1", split: str = "test", direction: str = "t2v",
+                        chance: Optional[float] = None, ax: Optional[plt.Axes] = None) -> Figure:
+    """One bar per setting: mean over seeds, error bar = sample std, dots = single seeds.
+
+    ``df``: tidy per-seed results (settings keep their order of appearance); ``chance``: draw the
+    chance level (100 / number of test videos for R@1) as a dotted line.
+    """
+    sel = _select(df, split, direction)
+    order = list(dict.fromkeys(sel["setting"]))
+    stats = sel.groupby("setting", sort=False)[metric].agg(["mean", "std"]).reindex(order)
+    with sns.axes_style("whitegrid"):
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(order) + 1.5), 3.6))
+        fig = ax.figure
+        colors = sns.color_palette("deep", len(order))
+        x = np.arange(len(order))
+        ax.bar(x, stats["mean"].to_numpy(), yerr=stats["std"].fillna(0).to_numpy(), color=colors,
+               capsize=3, edgecolor="0.2", linewidth=0.5)
+        pos = {name: i for i, name in enumerate(order)}
+        ax.scatter(sel["setting"].map(pos).to_numpy(), sel[metric].to_numpy(), s=10, color="k", zorder=3)
+        _chance_line(ax, chance)
+        ax.set_xticks(x, order, rotation=35, ha="right")
+        n_seeds = sel.groupby("setting")["seed"].nunique().max() if "seed" in sel else 1
+        ax.set_ylabel(f"{direction} {metric} (%)")
+        ax.set_title(f"{split} {direction} {metric}: mean ± std over {n_seeds} seed(s)")
+        if chance is not None:
+            ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_r1_vs_k(df: pd.DataFrame, metric: str = "R1", split: str = "test",
+                 directions: Sequence[str] = ("t2v", "v2t"), key: str = "query_number",
+                 chance: Optional[float] = None, ax: Optional[plt.Axes] = None) -> Figure:
+    """``metric`` against the number of LIM queries K: one line per direction (mean over seeds,
+    band = std, dots = single seeds).  ``df``: rows that differ only in ``key``
+    (``glscl_lite.ablation.sweep(df, "query_number")``)."""
+    sel = df[df["split"] == split]
+    with sns.axes_style("whitegrid"):
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        fig = ax.figure
+        for color, direction in zip(sns.color_palette("deep"), directions):
+            d = sel[sel["direction"] == direction]
+            if d.empty:
+                continue
+            stats = d.groupby(key)[metric].agg(["mean", "std"]).sort_index()
+            ks, mean, std = stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].fillna(0).to_numpy()
+            ax.plot(ks, mean, marker="o", color=color, label=direction)
+            ax.fill_between(ks, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            ax.scatter(d[key].to_numpy(), d[metric].to_numpy(), s=8, color=color, alpha=0.6)
+        ax.set_xscale("log", base=2)
+        ks_all = sorted(sel[key].unique())
+        ax.set_xticks(ks_all, [str(int(k)) for k in ks_all])
+        ax.minorticks_off()
+        _chance_line(ax, chance)
+        ax.set_xlabel(f"K ({key})")
+        ax.set_ylabel(f"{split} {metric} (%)")
+        ax.set_title(f"{split} {metric} vs number of queries")
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_terms(metrics_df: pd.DataFrame, terms: Sequence[str] = LOSS_TERMS, by: str = "setting",
+                    x: str = "step") -> Figure:
+    """Loss-term curves: one panel per term present in ``metrics_df``; one line per value of the
+    ``by`` column (mean over seeds, band = std) or a single line when there is no such column.
+
+    A term that a setting switched off (no values) draws no line for that setting.
+    """
+    df = metrics_df
+    if "split" in df.columns:
+        df = df[df["split"] == "train"]
+    present = [t for t in terms if t in df.columns and df[t].notna().any()]
+    if not present:
+        raise ValueError(f"none of the loss terms {list(terms)} is in the metrics DataFrame")
+    groups = list(dict.fromkeys(df[by])) if by in df.columns else [None]
+    colors = dict(zip(groups, sns.color_palette("deep", len(groups)) if len(groups) <= 10
+                      else sns.color_palette("husl", len(groups))))
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(1, len(present), figsize=(3.8 * len(present), 3.2), squeeze=False)
+        for ax, term in zip(axes[0], present):
+            for g in groups:
+                d = df if g is None else df[df[by] == g]
+                d = d[[x, term]].dropna()
+                if d.empty:
+                    continue
+                stats = d.groupby(x)[term].agg(["mean", "std"]).sort_index()
+                steps = stats.index.to_numpy()
+                mean, std = stats["mean"].to_numpy(), stats["std"].fillna(0).to_numpy()
+                ax.plot(steps, mean, color=colors[g], label=term if g is None else str(g), linewidth=1.2)
+                ax.fill_between(steps, mean - std, mean + std, color=colors[g], alpha=0.15, linewidth=0)
+            ax.set_title(term)
+            ax.set_xlabel(x)
+        axes[0][0].set_ylabel("loss term (as added to the total)")
+        if groups != [None]:
+            handles, labels = [], []
+            for ax in axes[0]:
+                for h, lab in zip(*ax.get_legend_handles_labels()):
+                    if lab not in labels:
+                        handles.append(h)
+                        labels.append(lab)
+            fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small",
+                       title=by)
+    fig.tight_layout()
+    return fig
