@@ -26,8 +26,8 @@ What is counted (``profile``): per-item components (image tower per frame, text 
 caption, temporal transformer per video, LIM per video / per text) and per-pair costs.  A pair
 cost is fitted from counts at 1x1, 2x1, 1x2 and 2x2 (texts x videos) as
 ``cost(Bt,Bv) = Bt*per_text + Bv*per_video + Bt*Bv*per_pair``, so the part that scales with the
-number of pairs is separated from per-item work that a scoring call happens to recompute (the
-GIM's per-video frame Gram matrix, X-Pool's key/value projections).
+number of pairs is separated from per-item work that a scoring call happens to recompute
+(X-Pool's key/value projections; GLSCL caches its per-video frame Gram matrix in the video side).
 """
 from __future__ import annotations
 
@@ -515,9 +515,7 @@ def _profile(backbone: str, frames: int, words: int, device: str, cfg: Optional[
         per_pair[name] = entry
     if "glscl" in per_pair:
         g = per_pair["glscl"]
-        parts = ["temporal_per_video", "lim_per_video", "lim_per_text"]
-        macs = sum(components[p]["macs"] for p in parts) + g["one_pair_macs"] - g["encode_text_macs"] \
-            - g["encode_video_macs"]
+        macs = temporal + g["one_pair_macs"]  # both item encoders (LIMs, GIM frame Gram) + the pair score
         components["after_clip_per_pair"] = {
             "macs": macs, "flops": 2 * macs,
             "note": "temporal + LIM(video) + LIM(text) + GIM and local score of one isolated pair: the "
@@ -550,7 +548,7 @@ def gallery_costs(report: dict[str, Any], sizes: Sequence[int] = (1000, 10000, 1
 
     * ``query_macs``: what runs per query as implemented -- text tower, the head's text encoder and
       per-text score work, and for every gallery video the per-pair part plus the per-video work
-      ``score`` recomputes (GLSCL: the GIM frame Gram matrix; X-Pool-like: key/value projections).
+      ``score`` recomputes (X-Pool-like: key/value projections; GLSCL recomputes none).
     * ``query_macs_video_terms_cached``: the same if that per-video score work were cached too.
     * ``offline_macs``: encoding the gallery once (image tower x frames, temporal, head video encoder).
     * ``cached_floats_per_video``: what the gallery stores per video.

@@ -104,7 +104,7 @@ def test_head_per_pair_costs_match_analytic_counts(tiny_heads):
     D, L, T, K = 64, 32, 12, 8
     ln = 5 * D  # fvcore: LayerNorm with affine = 5 MACs per element
     expected = {
-        "glscl": (T * D + T * T + K * D, 0, T * T * D),
+        "glscl": (T * D + T * T + K * D, 0, 0),  # the frame Gram matrix is cached by encode_video
         "meanp": (D, 0, 0),
         # per pair: attention logits + weighted sum, W_o, LN, W_p, LN, cosine; per text: LN + W_q;
         # per video: LN on T frames + W_k, W_v on T frames
@@ -119,7 +119,7 @@ def test_head_per_pair_costs_match_analytic_counts(tiny_heads):
         assert e["flops"] == 2 * e["macs"] and e["score_constant_macs"] == 0
         assert e["cross_check_one_pair_score"]["rel_diff"] == 0, h
     assert tiny_heads["xclip_like"]["encode_text_macs"] == D * D + L * D * D      # G^T s and F^T w, per text
-    assert tiny_heads["glscl"]["cached_floats_per_video"] == T * D + T + K * D
+    assert tiny_heads["glscl"]["cached_floats_per_video"] == T * D + T + T * T + K * D  # frames, mask, Gram, concepts
     assert tiny_heads["xpool_like"]["cached_floats_per_video"] == T * D + T       # only the frames
 
 

@@ -155,7 +155,7 @@ def test_index_build_and_search_via_cli(trained_runs, tmp_path, capsys):
     assert [r["head"] for r in meta["runs"]] == ["glscl", "eercf"]
     assert all(r["kind"] == "flat" for r in meta["runs"])                       # 48 videos: exact
     n = meta["n_videos"]
-    assert {p.name for p in (out / "glscl" / "rerank").glob("*.npy")} == {"frames.npy", "mask.npy", "concepts.npy"}
+    assert {p.name for p in (out / "glscl" / "rerank").glob("*.npy")} == {"frames.npy", "mask.npy", "gram.npy", "concepts.npy"}
     assert {p.name for p in (out / "eercf" / "rerank").glob("*.npy")} >= {"video.npy", "frames.npy", "patches.npy"}
     video_ids = json.loads((out / "video_ids.json").read_text())
     assert len(video_ids) == n == 48

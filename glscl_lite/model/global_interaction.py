@@ -47,14 +47,21 @@ class GlobalInteraction(nn.Module):
             logits = logits.masked_fill(frame_mask.unsqueeze(0) <= 0, torch.finfo(logits.dtype).min)
         return torch.softmax(logits, dim=-1)
 
+    @staticmethod
+    def frame_gram(frames: torch.Tensor) -> torch.Tensor:
+        """Per-video frame Gram matrices ``G = F F^T [Bv,T,T]`` (cacheable with the video)."""
+        frames = promote_half(frames)
+        return torch.einsum("bvd,bwd->bvw", frames, frames)
+
     @torch.autocast("cuda", enabled=False)
     def forward(self, sent: torch.Tensor, frames: torch.Tensor,
-                frame_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                frame_mask: Optional[torch.Tensor] = None, gram: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``gram`` (from :meth:`frame_gram`) may be passed to skip recomputing it per call."""
         sent, frames = promote_half(sent), promote_half(frames)  # keep the score in >= fp32
         dots = torch.einsum("ad,bvd->abv", sent, frames)                      # [Bt,Bv,T]
         w = self._masked_softmax(dots / self.temperature, frame_mask)
         t_dot_u = (w * dots).sum(-1)                                            # <t, u>
-        gram = torch.einsum("bvd,bwd->bvw", frames, frames)                    # [Bv,T,T]
+        gram = self.frame_gram(frames) if gram is None else promote_half(gram)  # [Bv,T,T]
         gw = torch.einsum("bvw,abw->abv", gram, w)                             # G w, [Bt,Bv,T]
         u_sq = (w * gw).sum(-1).clamp_min(0)                                   # |u|^2 = w^T G w
         t_norm = sent.norm(dim=-1, keepdim=True)                               # [Bt,1]

@@ -63,10 +63,13 @@ class GLSCLHead(nn.Module):
                 "concepts": self.lim.encode_text(words, mask)}
 
     def encode_video(self, frames: torch.Tensor, mask: torch.Tensor) -> Side:
-        return {"frames": frames, "mask": mask, "concepts": self.lim.encode_video(frames, mask)}
+        """Post-temporal frames, mask, the frame Gram matrices (GIM norm, O(T^2) per video) and
+        the K video concepts -- everything a pair score needs from the video, computed once."""
+        return {"frames": frames, "mask": mask, "gram": self.gim.frame_gram(frames),
+                "concepts": self.lim.encode_video(frames, mask)}
 
     def score_parts(self, text: Side, video: Side) -> dict[str, torch.Tensor]:
-        sim1 = self.gim(text["sentence"], video["frames"], video["mask"])
+        sim1 = self.gim(text["sentence"], video["frames"], video["mask"], video.get("gram"))
         sim2 = self.lim.similarity(text["concepts"], video["concepts"])
         return {"sim1": sim1, "sim2": sim2, "sim": sim1 + self.cfg.loss2_weight * sim2}
 
