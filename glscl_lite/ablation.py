@@ -435,11 +435,19 @@ def sweep(df: pd.DataFrame, key: str) -> pd.DataFrame:
 
 def load_train_metrics(out: PathLike) -> pd.DataFrame:
     """The training-loss records (``metrics.jsonl``, split ``train``) of every cell under
-    ``out/runs`` with ``setting`` and ``seed`` columns, for :func:`glscl_lite.plots.plot_loss_terms`."""
+    ``out/runs`` with ``setting`` and ``seed`` columns, for :func:`glscl_lite.plots.plot_loss_terms`;
+    settings in the order of the last grid run there (``out/grid.json``), others after them."""
     from glscl_lite.train import read_metrics
 
+    grid_file = Path(out) / "grid.json"
+    order = list(json.loads(grid_file.read_text())["settings"]) if grid_file.is_file() else []
+
+    def rank(run: Path) -> tuple:
+        name, seed = run.name.rsplit("__seed", 1)
+        return (order.index(name) if name in order else len(order), name, int(seed))
+
     frames = []
-    for run in sorted((Path(out) / "runs").glob("*__seed*")):
+    for run in sorted((Path(out) / "runs").glob("*__seed*"), key=rank):
         name, seed = run.name.rsplit("__seed", 1)
         recs = [r for r in read_metrics(run) if r.get("split") == "train"]
         if recs:

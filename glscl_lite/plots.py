@@ -111,8 +111,7 @@ def plot_loss_terms(metrics_df: pd.DataFrame, terms: Sequence[str] = LOSS_TERMS,
     if not present:
         raise ValueError(f"none of the loss terms {list(terms)} is in the metrics DataFrame")
     groups = list(dict.fromkeys(df[by])) if by in df.columns else [None]
-    colors = dict(zip(groups, sns.color_palette("deep", len(groups)) if len(groups) <= 10
-                      else sns.color_palette("husl", len(groups))))
+    colors = dict(zip(groups, sns.color_palette("deep" if len(groups) <= 10 else "tab20", len(groups))))
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(1, len(present), figsize=(3.8 * len(present), 3.2), squeeze=False)
         for ax, term in zip(axes[0], present):

@@ -194,7 +194,7 @@ def grid_run(tmp_path_factory, smoke_overrides):
     Returns the output folder, the CLI arguments and the same call as run_ablation keywords."""
     out = tmp_path_factory.mktemp("ablation") / "abl"
     grid = out.parent / "grid.json"
-    grid.write_text(json.dumps({"base": {}, "no_icl": {"icl": False}}))
+    grid.write_text(json.dumps({"no_icl": {"icl": False}, "base": {}}))
     overrides = smoke_overrides + FAST
     args = ["ablate", "--config", "smoke", *sum((["--set", s] for s in overrides), []), "--grid", str(grid),
             "--seeds", "0", "--out", str(out), "--feature-cache", str(out / "features")]
@@ -210,7 +210,7 @@ def test_grid_run_writes_tidy_results(grid_run):
     assert list(df.columns) == ["setting", "seed", "split", "direction", "R1", "R5", "R10", "MdR", "MnR",
                                 "n_videos", "icl", "overrides", "steps", "best_step", "seconds", "run"]
     assert len(df) == 2 * 1 * 2 * 2
-    assert list(df["setting"].unique()) == ["default", "no_icl"]
+    assert list(df["setting"].unique()) == ["no_icl", "default"]  # grid order
     assert set(zip(df["split"], df["direction"])) == {(s, d) for s in ("val", "test") for d in ("t2v", "v2t")}
     assert (df["steps"] == 3).all() and (df["best_step"] == 3).all() and (df["seconds"] > 0).all()
     assert df.groupby("setting")["icl"].first().to_dict() == {"default": True, "no_icl": False}
@@ -226,7 +226,7 @@ def test_grid_run_writes_tidy_results(grid_run):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * 2 * 2 and (summary["n_seeds"] == 1).all()
     metrics = ablation.load_train_metrics(out)
-    assert sorted(metrics["setting"].unique()) == ["default", "no_icl"]
+    assert list(metrics["setting"].unique()) == ["no_icl", "default"]  # grid order, not folder order
     assert metrics.loc[metrics["setting"] == "no_icl", "icl"].isna().all()
     assert sorted(metrics.loc[metrics["setting"] == "default", "step"]) == [1, 2, 3]
 
@@ -241,7 +241,8 @@ def test_rerun_skips_finished_cells(grid_run, monkeypatch, capsys):
 
     monkeypatch.setattr("glscl_lite.train.train", no_training)
     assert cli_main(args) == 0
-    assert "default__seed0: skipped (finished)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "[1/2] no_icl__seed0: skipped (finished)" in printed and "[2/2] default__seed0: skipped" in printed
     assert (out / "results.csv").read_text() == before  # same rows, same seconds
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
