@@ -19,11 +19,17 @@ FULL_VIDEOS = 1000
 
 
 def ensure_corpus(data_dir: PathLike, smoke: bool = True, n_videos: Optional[int] = None, seed: int = 0) -> Path:
-    """``data_dir`` if it already holds an annotation folder (real MSR-VTT or synthetic), else a
-    freshly generated synthetic corpus there."""
+    """``data_dir`` as is when it holds real MSR-VTT annotations; otherwise a synthetic corpus of
+    the requested size there (an existing one of that size is reused, one of another size is
+    regenerated: the smoke corpus is too small for ``smoke=False``)."""
     data_dir = Path(data_dir)
-    if (data_dir / "MSRVTT_data.json").exists():
-        return data_dir
+    anno = data_dir / "MSRVTT_data.json"
+    if anno.exists():
+        info = json.loads(anno.read_text()).get("info", {})
+        if info.get("generator", {}).get("name") != "glscl_lite.data.synthetic":
+            return data_dir  # real data: never touched
+        if n_videos is None and smoke:
+            return data_dir  # any synthetic corpus serves a smoke run
     from glscl_lite.data.synthetic import generate_corpus
 
     generate_corpus(data_dir, n_videos=n_videos or (SMOKE_VIDEOS if smoke else FULL_VIDEOS), seed=seed,
@@ -47,12 +53,13 @@ def smoke_config(data_dir: PathLike, smoke: bool = True, **overrides: Any) -> Co
 
 def ensure_run(cfg: Config, run_dir: PathLike, progress: bool = False) -> dict:
     """Results of the run in ``run_dir``: loaded when it finished before, else trained (or resumed)."""
-    from glscl_lite.train import RUNTIME_KEYS, run_config, train
+    from glscl_lite.train import NEUTRAL_KEYS, run_config, train
 
     run_dir = Path(run_dir)
     results = run_dir / "results.json"
     if results.exists():
         saved = run_config(run_dir).to_dict()
-        if all(saved[k] == v for k, v in cfg.to_dict().items() if k not in RUNTIME_KEYS):
+        if all(saved[k] == v for k, v in cfg.to_dict().items() if k not in NEUTRAL_KEYS):
             return json.loads(results.read_text())
-    return train(cfg, (), run_dir, progress=progress)  # trains, resumes, or refuses other settings
+    # trains, resumes (also to extend a finished run to more steps), or refuses other settings
+    return train(cfg, (), run_dir, progress=progress)

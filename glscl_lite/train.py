@@ -29,16 +29,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from glscl_lite import distributed as dist
 from glscl_lite.config import Config, ConfigError, load_config, load_config_file
-from glscl_lite.data.splits import build_splits, video_source
+from glscl_lite.data.splits import build_splits, ensure_frame_cache, video_source
 from glscl_lite.errors import UserError
 from glscl_lite.evaluate import evaluate_model
 from glscl_lite.model.glscl import GLSCL
 from glscl_lite.optim import build_optimizer
 from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, resolve_device, seed_everything
 
-# keys that may differ when resuming (they do not change the result)
-RUNTIME_KEYS = {"device", "workers", "log_every", "eval_chunk", "batch_size_val", "checkpoint_every", "max_steps",
-                "epochs", "dsl"}
+# keys that never change a run's result
+NEUTRAL_KEYS = {"device", "workers", "log_every", "eval_chunk", "batch_size_val", "checkpoint_every", "dsl"}
+# keys that may differ when resuming (also the run length: a resumed run may be extended)
+RUNTIME_KEYS = NEUTRAL_KEYS | {"max_steps", "epochs"}
 # keys that define the network's shapes (a checkpoint from another setting cannot load)
 MODEL_KEYS = ("base_encoder", "head", "agg_module", "num_hidden_layers", "query_number", "cross_att_layer",
               "lim_heads", "lim_ffn_dim", "query_share", "cross_att_share")
@@ -266,18 +267,8 @@ class Trainer:
         self.step, self.best = 0, None
 
     def _ensure_frame_cache(self) -> None:
-        """Build ``cfg.frame_cache`` on first use (decode every video once) if it does not exist."""
-        cfg = self.cfg
-        if not cfg.frame_cache or (Path(cfg.frame_cache) / "index.json").exists():
-            return
         if self.main:
-            from glscl_lite.data.cache import build_frame_cache
-            from glscl_lite.data.msrvtt import all_video_ids
-
-            print(f"building frame cache {cfg.frame_cache} (decoding every video once)")
-            build_frame_cache(all_video_ids(cfg.anno_path), cfg.video_path, cfg.frame_cache,
-                              max_frames=cfg.max_frames, image_size=self.model.backbone.image_size,
-                              framerate=cfg.video_framerate, progress=self.progress)
+            ensure_frame_cache(self.cfg, self.model.backbone.image_size, progress=self.progress)
         if dist.is_distributed():
             torch.distributed.barrier()
 

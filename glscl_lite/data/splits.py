@@ -84,3 +84,19 @@ def video_source(cfg: Config, image_size: int):
                             f"--max-frames {cfg.max_frames} ...")
         return cache
     return DecodedVideos(cfg.video_path, cfg.max_frames, image_size, cfg.video_framerate)
+
+
+def ensure_frame_cache(cfg: Config, image_size: int, progress: bool = True) -> None:
+    """Build ``cfg.frame_cache`` (every video of the annotation folder decoded once) if it is set
+    and does not exist yet; the ``smoke`` preset relies on this on its first run."""
+    from pathlib import Path
+
+    if not cfg.frame_cache or (Path(cfg.frame_cache) / "index.json").exists():
+        return
+    from glscl_lite.data.cache import build_frame_cache
+    from glscl_lite.data.msrvtt import all_video_ids
+
+    if progress:
+        print(f"building frame cache {cfg.frame_cache} (decoding every video once)")
+    build_frame_cache(all_video_ids(cfg.anno_path), cfg.video_path, cfg.frame_cache, max_frames=cfg.max_frames,
+                      image_size=image_size, framerate=cfg.video_framerate, progress=progress)

@@ -39,7 +39,8 @@ def register_configs() -> None:
         _registered = True
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether the model hub answers (False at once when HF_HUB_OFFLINE is set)."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     try:
@@ -49,7 +50,8 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
-def _weights_cached(name: str, tag: str) -> bool:
+def weights_cached(name: str, tag: str) -> bool:
+    """Whether open_clip's ``pretrained=tag`` weights for ``name`` are in the local cache (no download)."""
     from open_clip import pretrained as ocp
 
     cfg = ocp.get_pretrained_cfg(name, tag)
@@ -96,7 +98,7 @@ def create_clip(name: str, pretrained: Optional[str], device: str | torch.device
         raise UserError("use 'ViT-B-32-quickgelu' with pretrained='openai': plain 'ViT-B-32' builds GELU, "
                         "but the OpenAI weights were trained with QuickGELU")
     if pretrained and not Path(pretrained).exists():
-        if not _weights_cached(name, pretrained) and not _hub_reachable():
+        if not weights_cached(name, pretrained) and not hub_reachable():
             raise OfflineError(OFFLINE_HELP.format(name=name, tag=pretrained))
     try:
         model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
