@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
     ib.add_argument("--flat-max", type=int, default=50_000, help="auto: exact search up to N videos")
     ib.add_argument("--hnsw-max", type=int, default=500_000, help="auto: HNSW up to N videos, IVF beyond")
-    ib.add_argument("--ef-search", type=int, default=128)
+    ib.add_argument("--ef-search", type=int, default=512)
     ib.add_argument("--nprobe", type=int, default=32)
     ib.add_argument("--quiet", action="store_true")
     ib.set_defaults(func=cmd_index_build)
