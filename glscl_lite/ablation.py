@@ -278,9 +278,10 @@ def _base_config(config: Union[str, Config], overrides: Iterable[str]) -> Config
 
 
 def _finished(run: Path, cfg: Config) -> Optional[dict]:
-    """results.json of a finished run with the same settings; None when unfinished; an error
-    when the folder holds a finished run of other settings."""
-    from glscl_lite.train import RUNTIME_KEYS, run_config
+    """results.json of a finished run with the same settings; None when unfinished or when the
+    requested run is longer/shorter (``train`` then resumes it); an error when the folder holds a
+    finished run of other settings."""
+    from glscl_lite.train import NEUTRAL_KEYS, RUNTIME_KEYS, run_config
 
     path = run / "results.json"
     if not path.is_file():
@@ -290,6 +291,8 @@ def _finished(run: Path, cfg: Config) -> Optional[dict]:
     if diff:
         raise UserError(f"{run}: holds a finished run with other settings ({', '.join(diff)}); "
                         "use a new --out folder or the base config it was run with")
+    if any(saved.get(k) != v for k, v in cfg.to_dict().items() if k not in NEUTRAL_KEYS):
+        return None  # same run, other length (max_steps / epochs)
     return json.loads(path.read_text())
 
 
