@@ -50,7 +50,7 @@ class Config:
 
     # ---- model (spec sections 1-3) ---------------------------------------------------------
     head: str = "glscl"
-    """Similarity head: glscl | meanp (later: xpool_like, xclip_like, glccl, eercf)."""
+    """Similarity head: glscl | meanp | xpool_like | xclip_like | glccl | eercf."""
     base_encoder: str = "ViT-B-32-quickgelu"
     """open_clip model name (``glscl-tiny`` is the registered CPU config)."""
     pretrained: Optional[str] = "openai"

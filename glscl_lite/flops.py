@@ -45,7 +45,8 @@ from torch import nn
 
 from glscl_lite.config import Config, load_preset
 
-HEAD_NAMES = ("glscl", "meanp", "xpool_like", "xclip_like")
+HEAD_NAMES = ("glscl", "meanp", "xpool_like", "xclip_like")  # the heads of the paper's comparison
+RELATED_HEADS = ("glccl", "eercf")                            # the related methods (plug-ins)
 
 # Paper Table I (MSR-VTT 1k-A, ViT-B/32, no QB-Norm; spec/glscl.md 10.1): t2v R@1 and "FLOPs of
 # the similarity calculation head" in GFLOPs.  The accounting behind them is not published.
@@ -351,11 +352,13 @@ class ProfileInputs:
     text_mask: torch.Tensor   # [2,L]
     frames: torch.Tensor      # [2,T,D]
     frame_mask: torch.Tensor  # [2,T]
+    patches: torch.Tensor     # [2,T,P,D] patch tokens (EERCF's weak patch score)
 
     @classmethod
     def make(cls, dim: int, frames: int, words: int, image_size: int, device: torch.device,
-             seed: int = 0) -> "ProfileInputs":
-        """Inputs for width ``dim``; ``image_size`` only sizes the image-tower input."""
+             seed: int = 0, patches: int = 49) -> "ProfileInputs":
+        """Inputs for width ``dim``; ``image_size`` only sizes the image-tower input; ``patches``
+        tokens per frame (49 for ViT-B/32 at 224 px)."""
         g = torch.Generator().manual_seed(seed)
         ids, ids_mask = caption_ids(words, g)
         t = {
@@ -363,8 +366,19 @@ class ProfileInputs:
             "sentence": torch.randn(2, dim, generator=g), "words": torch.randn(2, words, dim, generator=g),
             "text_mask": torch.ones(2, words, dtype=torch.long), "frames": torch.randn(2, frames, dim, generator=g),
             "frame_mask": torch.ones(2, frames, dtype=torch.long),
+            "patches": torch.randn(2, frames, patches, dim, generator=g),
         }
         return cls(**{k: v.to(device) for k, v in t.items()})
+
+
+def encode_video_for(head: nn.Module, frames: torch.Tensor, mask: torch.Tensor,
+                     patches: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``head.encode_video`` with what the head reads: EERCF also takes the raw CLIP frames (here
+    the same tensor) and patch tokens."""
+    if getattr(head, "uses_raw_frames", False):
+        return head.encode_video(frames, mask, raw_frames=frames,
+                                 patches=patches[:len(frames)] if getattr(head, "uses_patches", False) else None)
+    return head.encode_video(frames, mask)
 
 
 def _side_floats(side: dict[str, torch.Tensor]) -> int:
@@ -381,11 +395,11 @@ def profile_head(head: nn.Module, x: ProfileInputs, cross_check: bool = True) ->
     """
     enc_t = count(lambda s, w, m: head.encode_text(s, w, m), (x.sentence[:1], x.words[:1], x.text_mask[:1]),
                   [head], cross_check=False)
-    enc_v = count(lambda f, m: head.encode_video(f, m), (x.frames[:1], x.frame_mask[:1]), [head],
-                  cross_check=False)
+    enc_v = count(lambda f, m, p: encode_video_for(head, f, m, p), (x.frames[:1], x.frame_mask[:1], x.patches[:1]),
+                  [head], cross_check=False)
     with _EvalMode([head]), torch.no_grad():
         text = head.encode_text(x.sentence, x.words, x.text_mask)
-        video = head.encode_video(x.frames, x.frame_mask)
+        video = encode_video_for(head, x.frames, x.frame_mask, x.patches)
     tkeys, vkeys = list(text), list(video)
 
     def score(*tensors: torch.Tensor) -> torch.Tensor:
@@ -421,7 +435,7 @@ def _entry(c: Count, latency: Optional[dict[str, float]] = None, **extra: Any) -
 
 
 def profile(backbone: str = "ViT-B-32-quickgelu", frames: int = 12, words: int = 32, device: str = "cpu",
-            cfg: Optional[Config] = None, heads: Sequence[str] = HEAD_NAMES,
+            cfg: Optional[Config] = None, heads: Sequence[str] = HEAD_NAMES + RELATED_HEADS,
             gallery_sizes: Sequence[int] = (1000, 10000, 100000), latency: bool = True,
             repeats: int = 3, threads: Optional[int] = None, seed: int = 0,
             progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
@@ -464,7 +478,8 @@ def _profile(backbone: str, frames: int, words: int, device: str, cfg: Optional[
     model = GLSCL(pcfg).to(dev)
     bb, head = model.backbone, model.head
     dim = bb.embed_dim
-    x = ProfileInputs.make(dim, frames, words, bb.image_size, dev, seed)
+    grid = bb.clip.visual.grid_size
+    x = ProfileInputs.make(dim, frames, words, bb.image_size, dev, seed, patches=int(grid[0] * grid[1]))
     calls: dict[str, tuple[Callable[..., Any], tuple[torch.Tensor, ...], list[nn.Module]]] = {
         "image_tower_per_frame": (lambda im: bb.encode_frames(im), (x.images,), [bb]),
         "text_tower_per_caption": (lambda i, m: bb.encode_text(i, m), (x.ids, x.ids_mask), [bb]),
@@ -510,7 +525,10 @@ def _profile(backbone: str, frames: int, words: int, device: str, cfg: Optional[
         entry = profile_head(h, x)
         entry["after_clip_one_pair_macs"] = temporal + entry["one_pair_macs"]
         entry["after_clip_one_pair_flops"] = 2 * entry["after_clip_one_pair_macs"]
-        if latency:
+        if name == "eercf":  # real two-stage retrieval: coarse <s W_g, v> on all videos, fine on the top k
+            entry["two_stage"] = {"coarse_macs_per_video": dim, "candidates": pcfg.eercf_topk,
+                                  "note": "macs = the fused fine score of one pair (stage 2)"}
+        if latency and not getattr(h, "uses_raw_frames", False):
             entry["latency"] = query_latency(h, x, sizes=(1000,), repeats=repeats)[0]
         per_pair[name] = entry
     if "glscl" in per_pair:
@@ -562,6 +580,9 @@ def gallery_costs(report: dict[str, Any], sizes: Sequence[int] = (1000, 10000, 1
         for n in sizes:
             n = int(n)
             q = text_tower + per_text + n * (e["macs"] + e["score_per_video_macs"])
+            if "two_stage" in e:  # EERCF: N coarse inner products, then the fine score on k candidates
+                ts = e["two_stage"]
+                q = text_tower + per_text + n * ts["coarse_macs_per_video"] + min(n, ts["candidates"]) * e["macs"]
             rows.append({
                 "head": name, "gallery": n, "query_macs": q, "query_flops": 2 * q,
                 "head_query_macs": q - text_tower,

@@ -166,7 +166,7 @@ def test_profile_json_has_the_contract_keys(tiny_report):
     comps, pp = tiny_report["components"], tiny_report["per_pair"]
     for name in CONTRACT_COMPONENTS:
         assert comps[name]["macs"] > 0 and comps[name]["flops"] == 2 * comps[name]["macs"], name
-    assert set(pp) == {"glscl", "meanp", "xpool_like", "xclip_like"}
+    assert set(pp) == {"glscl", "meanp", "xpool_like", "xclip_like", "glccl", "eercf"}
     for name, e in pp.items():
         assert e["macs"] > 0 and e["flops"] == 2 * e["macs"], name
     for name in CONTRACT_COMPONENTS:                                       # fvcore == FlopCounterMode
@@ -194,6 +194,10 @@ def test_gallery_costs_are_linear_in_gallery_size(tiny_report):
     text = tiny_report["components"]["text_tower_per_caption"]["macs"]
     for h, e in tiny_report["per_pair"].items():
         a, b = rows[(h, 1000)], rows[(h, 2000)]
+        if "two_stage" in e:  # EERCF: only the coarse inner product grows with the gallery
+            assert b["query_macs"] - a["query_macs"] == 1000 * e["two_stage"]["coarse_macs_per_video"]
+            assert a["query_macs"] - a["head_query_macs"] == text
+            continue
         assert b["query_macs"] - a["query_macs"] == 1000 * (e["macs"] + e["score_per_video_macs"])
         assert a["query_macs"] - a["head_query_macs"] == text
         assert a["query_macs_video_terms_cached"] <= a["query_macs"]
@@ -208,5 +212,5 @@ def test_tables_for_the_notebook(tiny_report):
         assert table.loc[name, "MACs (fvcore)"] == tiny_report["components"][name]["macs"]
     assert table.loc["per_pair[xpool_like]", "FLOPs (2 MACs)"] == tiny_report["per_pair"]["xpool_like"]["flops"]
     heads = flops.head_table(tiny_report)
-    assert list(heads.index) == list(flops.HEAD_NAMES)
+    assert list(heads.index) == list(flops.HEAD_NAMES + flops.RELATED_HEADS)
     assert (heads["after_clip_one_pair_macs"] > heads["one_pair_macs"]).all()

@@ -5,16 +5,19 @@
 * ``global_interaction.GlobalInteraction`` -- GIM, parameter-free (spec 2)
 * ``local_interaction.LocalInteraction``   -- LIM, shared learnable queries (spec 3)
 * ``glscl.GLSCL``                     -- the whole model and its chunked similarity (spec 5)
-* ``baselines``                       -- meanP and other heads in the same interface
+* ``baselines``                       -- meanP, X-Pool-like and X-CLIP-like heads in the same interface
+* ``glccl``, ``eercf``                -- the related methods' heads (GLCCL, EERCF) on the same trunk
 """
 from glscl_lite.model.backbone import CLIPBackbone, register_configs
-from glscl_lite.model.baselines import MeanPHead
+from glscl_lite.model.baselines import MeanPHead, XCLIPLikeHead, XPoolLikeHead
+from glscl_lite.model.eercf import EERCFHead
+from glscl_lite.model.glccl import GLCCLHead
 from glscl_lite.model.global_interaction import GlobalInteraction
 from glscl_lite.model.glscl import GLSCL, GLSCLHead, build_head
 from glscl_lite.model.local_interaction import LocalInteraction
 from glscl_lite.model.temporal import TemporalTransformer
 
 __all__ = [
-    "CLIPBackbone", "GLSCL", "GLSCLHead", "GlobalInteraction", "LocalInteraction", "MeanPHead",
-    "TemporalTransformer", "build_head", "register_configs",
+    "CLIPBackbone", "EERCFHead", "GLCCLHead", "GLSCL", "GLSCLHead", "GlobalInteraction", "LocalInteraction",
+    "MeanPHead", "TemporalTransformer", "XCLIPLikeHead", "XPoolLikeHead", "build_head", "register_configs",
 ]

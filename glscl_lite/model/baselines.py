@@ -61,7 +61,6 @@ def video_chunk(max_elements: int, per_video: int) -> int:
 class MeanPHead(nn.Module):
     """CLIP4Clip mean pooling (parameter-free); per-pair cost is one D-dim dot product."""
 
-    uses_temporal = True
 
     def __init__(self, cfg: Config, dim: int):
         super().__init__()

@@ -113,7 +113,6 @@ class EERCFHead(nn.Module):
     (``uses_raw_frames``; ``uses_patches`` follows ``cfg.eercf_patches``).
     """
 
-    uses_temporal = True
     uses_raw_frames = True
 
     def __init__(self, cfg: Config, dim: int):

@@ -95,7 +95,6 @@ def csc_loss(scores: torch.Tensor) -> torch.Tensor:
 class GLCCLHead(nn.Module):
     """GLCCL similarity head (``cfg.head = "glccl"``); learnable: ``2 D^2 + 6 L^2`` parameters."""
 
-    uses_temporal = True
 
     def __init__(self, cfg: Config, dim: int):
         super().__init__()

@@ -46,7 +46,6 @@ def cat_sides(sides: list[Side]) -> Side:
 class GLSCLHead(nn.Module):
     """GIM + LIM scores and the ICL / IDL losses (the part GLSCL adds on top of CLIP)."""
 
-    uses_temporal = True
 
     def __init__(self, cfg: Config, dim: int):
         super().__init__()
