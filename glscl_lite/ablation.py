@@ -258,9 +258,10 @@ def ensure_pretrained_clip(base: Config, out: PathLike, steps: int, progress: bo
     out = Path(out)
     weights = out / "clip.pt"
     cfg = base.replace(feature_cache=None, freeze_backbone=False, max_steps=steps)
-    done = _finished(out, cfg)  # raises if out holds a run of other settings
-    if done is not None and done["steps"] > steps:
-        raise UserError(f"{out}: holds a pretraining run of {done['steps']} steps, not {steps}; "
+    done = _finished(out, cfg)  # raises if out holds a run of other settings; None if of another length
+    finished_steps = json.loads((out / "results.json").read_text())["steps"] if (out / "results.json").is_file() else 0
+    if finished_steps > steps:
+        raise UserError(f"{out}: holds a pretraining run of {finished_steps} steps, not {steps}; "
                         "use the same number of steps or a new --out folder")
     if done is None or done["steps"] < steps:  # new, interrupted, or extended to more steps
         train(cfg, (), out, progress=progress)
