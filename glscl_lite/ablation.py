@@ -202,13 +202,18 @@ def feature_cache_path(root: PathLike, cfg: Config, seed: int) -> Path:
     return Path(root) / f"seed{seed}" if cfg.pretrained is None else Path(root)
 
 
-def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True) -> Path:
+def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True,
+                         patches: bool = False) -> Path:
     """Build the feature cache of ``cfg`` (its seed, encoder, frames, words) at ``path`` unless one
-    is there; builds ``cfg.frame_cache`` first when it is set but missing."""
+    is there; builds ``cfg.frame_cache`` first when it is set but missing.  ``patches``: store patch
+    tokens too (a grid with an EERCF cell); an existing cache without them is an error."""
     from glscl_lite.features import build_feature_cache
 
     path = Path(path)
     if (path / "meta.json").is_file():
+        if patches and not (path / "patch_feats.npy").is_file():
+            raise UserError(f"{path}: this feature cache has no patch tokens, which a cell of the grid "
+                            "needs (head=eercf); pass a new --feature-cache folder")
         return path
     cfg = cfg.replace(feature_cache=None)
     if cfg.frame_cache and not (Path(cfg.frame_cache) / "index.json").exists():
@@ -220,7 +225,7 @@ def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True) -> 
         build_frame_cache(all_video_ids(cfg.anno_path), cfg.video_path, cfg.frame_cache,
                           max_frames=cfg.max_frames, image_size=size, framerate=cfg.video_framerate,
                           progress=progress)
-    build_feature_cache(cfg, path, progress=progress)
+    build_feature_cache(cfg, path, progress=progress, patches=patches)
     return path
 
 
@@ -365,8 +370,12 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
                                           "feature_cache": str(cache_root) if cache_root else None,
                                           "settings": {s.name: s.overrides for s in settings}})
     if cache_root is not None:
+        from glscl_lite.model.eercf import needs_patches
+
+        patches = any(needs_patches(apply_overrides(base, s.overrides)) for s in settings)
         for seed in seeds:
-            ensure_feature_cache(base.replace(seed=seed), feature_cache_path(cache_root, base, seed), progress)
+            ensure_feature_cache(base.replace(seed=seed), feature_cache_path(cache_root, base, seed), progress,
+                                 patches=patches)
 
     rows: list[dict[str, Any]] = []
     total = len(settings) * len(seeds)

@@ -129,8 +129,12 @@ class CachedPairs(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
-                        device: Optional[str] = None) -> dict:
-    """Encode every caption and video of the annotation folder once with the (frozen) CLIP."""
+                        device: Optional[str] = None, patches: Optional[bool] = None) -> dict:
+    """Encode every caption and video of the annotation folder once with the (frozen) CLIP.
+
+    ``patches``: also store the patch tokens (``patch_feats.npy``); default: when ``cfg`` needs
+    them (EERCF with patch scores).  Other heads ignore the patches, so one cache with patches can
+    serve several heads."""
     from tqdm.auto import tqdm
 
     from glscl_lite.data.dataset import TextDataset, VideoDataset
@@ -167,7 +171,7 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
         tmp.mkdir(parents=True)
         mm = lambda name, shape, dtype: np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)  # noqa
         ff, vm = mm("frame_feats.npy", (len(video_ids), T, D), np.float16), mm("video_mask.npy", (len(video_ids), T), np.int8)
-        with_patches = needs_patches(cfg)
+        with_patches = needs_patches(cfg) if patches is None else patches
         if with_patches:
             grid = backbone.clip.visual.grid_size
             pf = mm("patch_feats.npy", (len(video_ids), T, int(grid[0]) * int(grid[1]), D), np.float16)

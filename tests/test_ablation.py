@@ -293,3 +293,19 @@ def test_pretrained_clip_stand_in(tmp_path, smoke_overrides, monkeypatch):
     assert ablation.ensure_pretrained_clip(base, tmp_path / "pre", steps=2, progress=False) == weights
     with pytest.raises(UserError, match="pretraining run of 2 steps, not 1"):
         ablation.ensure_pretrained_clip(base, tmp_path / "pre", steps=1, progress=False)
+
+
+def test_a_grid_of_heads_shares_one_cache_with_patch_tokens(grid_run, tmp_path):
+    """An EERCF cell makes the runner cache patch tokens; every head then trains from that cache.
+    A cache built without patches is refused by name instead of failing inside a cell."""
+    _, _, kwargs = grid_run
+    grid = {"glscl": {}, "eercf": {"head": "eercf"}, "meanp": {"head": "meanp"}}
+    df = run_ablation(**{**kwargs, "grid": grid, "out": tmp_path / "heads", "feature_cache": tmp_path / "feats"})
+    assert list(df["setting"].unique()) == ["default", "eercf", "meanp"]
+    assert (tmp_path / "feats" / "seed0" / "patch_feats.npy").is_file()
+    for cell in ("eercf__seed0", "meanp__seed0"):
+        cfg = json.loads((tmp_path / "heads" / "runs" / cell / "config.json").read_text())
+        assert cfg["head"] == cell.split("__")[0] and cfg["feature_cache"] == str(tmp_path / "feats" / "seed0")
+    assert df["R1"].between(0, 100).all() and (df["steps"] == 3).all()
+    with pytest.raises(UserError, match="no patch tokens"):  # the grid_run cache has none
+        run_ablation(**{**kwargs, "grid": grid, "out": tmp_path / "heads2"})
