@@ -17,7 +17,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-LOSS_TERMS = ("info_nce", "icl", "idl")
+LOSS_TERMS = ("info_nce", "icl", "idl",                    # GLSCL (meanP: info_nce only)
+              "csc",                                        # GLCCL
+              "info_nce_weak", "info_nce_strong", "pearson")  # EERCF
+"""Loss terms the heads log, in panel order; a panel is drawn for each term present."""
 """Loss terms logged by training (paper names; the official code swaps ICL and IDL, spec S2)."""
 
 
@@ -113,8 +116,14 @@ def plot_loss_terms(metrics_df: pd.DataFrame, terms: Sequence[str] = LOSS_TERMS,
     groups = list(dict.fromkeys(df[by])) if by in df.columns else [None]
     colors = dict(zip(groups, sns.color_palette("deep" if len(groups) <= 10 else "tab20", len(groups))))
     with sns.axes_style("whitegrid"):
-        fig, axes = plt.subplots(1, len(present), figsize=(3.8 * len(present), 3.2), squeeze=False)
-        for ax, term in zip(axes[0], present):
+        ncols = min(len(present), 4)
+        nrows = -(-len(present) // ncols)
+        fig, grid = plt.subplots(nrows, ncols, figsize=(3.8 * ncols, 3.2 * nrows), squeeze=False)
+        axes = grid.ravel()
+        for ax in axes[len(present):]:  # the unused cells of the last row
+            fig.delaxes(ax)
+        axes = axes[:len(present)]
+        for ax, term in zip(axes, present):
             for g in groups:
                 d = df if g is None else df[df[by] == g]
                 d = d[[x, term]].dropna()
@@ -127,10 +136,11 @@ def plot_loss_terms(metrics_df: pd.DataFrame, terms: Sequence[str] = LOSS_TERMS,
                 ax.fill_between(steps, mean - std, mean + std, color=colors[g], alpha=0.15, linewidth=0)
             ax.set_title(term)
             ax.set_xlabel(x)
-        axes[0][0].set_ylabel("loss term (as added to the total)")
+        for row in grid:
+            row[0].set_ylabel("loss term (as added to the total)")
         if groups != [None]:
             handles, labels = [], []
-            for ax in axes[0]:
+            for ax in axes:
                 for h, lab in zip(*ax.get_legend_handles_labels()):
                     if lab not in labels:
                         handles.append(h)

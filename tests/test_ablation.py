@@ -186,6 +186,20 @@ def test_plot_loss_terms_per_setting_and_single_run():
         plots.plot_loss_terms(df, terms=("nope",))
 
 
+def test_plot_loss_terms_of_other_heads_wrap_into_rows():
+    """GLCCL's csc and EERCF's weak/strong InfoNCE and Pearson terms get panels of their own."""
+    recs = [{"setting": "glccl", "seed": 0, "step": s, "split": "train", "info_nce": 3.0, "csc": 0.01}
+            for s in (1, 2)]
+    recs += [{"setting": "eercf", "seed": 0, "step": s, "split": "train", "info_nce_weak": 2.0,
+              "info_nce_strong": 0.6, "pearson": 0.008} for s in (1, 2)]
+    fig = plots.plot_loss_terms(pd.DataFrame(recs))
+    assert [ax.get_title() for ax in fig.axes] == ["info_nce", "csc", "info_nce_weak", "info_nce_strong",
+                                                   "pearson"]
+    assert [len(ax.get_lines()) for ax in fig.axes] == [1, 1, 1, 1, 1]
+    assert fig.axes[4].get_subplotspec().rowspan.start == 1  # 4 panels per row at most
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def grid_run(tmp_path_factory, smoke_overrides):
