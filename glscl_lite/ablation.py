@@ -206,11 +206,16 @@ def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True,
                          patches: bool = False) -> Path:
     """Build the feature cache of ``cfg`` (its seed, encoder, frames, words) at ``path`` unless one
     is there; builds ``cfg.frame_cache`` first when it is set but missing.  ``patches``: store patch
-    tokens too (a grid with an EERCF cell); an existing cache without them is an error."""
+    tokens too (a grid with an EERCF cell).  An existing cache of another corpus, or one without the
+    patch tokens asked for, is an error."""
     from glscl_lite.features import build_feature_cache
 
     path = Path(path)
     if (path / "meta.json").is_file():
+        made_from = json.loads((path / "meta.json").read_text()).get("anno_path")
+        if made_from is None or Path(made_from).resolve() != Path(cfg.anno_path).resolve():
+            raise UserError(f"{path}: this feature cache was built from {made_from}, not {cfg.anno_path}; "
+                            "pass a new feature-cache folder")
         if patches and not (path / "patch_feats.npy").is_file():
             raise UserError(f"{path}: this feature cache has no patch tokens, which a cell of the grid "
                             "needs (head=eercf); pass a new --feature-cache folder")
@@ -485,14 +490,6 @@ def format_summary(summary: pd.DataFrame, split: str = "test", direction: str = 
     for m in metrics:
         table[m] = [fmt(a, b) for a, b in zip(sel[f"{m}_mean"], sel[f"{m}_std"])]
     return table
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """A pipe table of a small DataFrame (every cell as text)."""
-    cols = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def export_results(out: PathLike, dest: PathLike, prefix: str = "ablation_") -> list[Path]:

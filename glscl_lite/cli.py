@@ -102,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from glscl_lite.evaluate import evaluate_run
 
     result = evaluate_run(args.run, split=args.split, dsl=args.dsl, checkpoint=args.checkpoint,
-                          json_path=args.json)
+                          json_path=args.json, ties=args.ties)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["test", "val"])
     e.add_argument("--checkpoint", default="best", help="best | last | a path")
     e.add_argument("--dsl", action="store_true", help="also report DSL numbers")
+    e.add_argument("--ties", default="official", choices=["official", "optimistic", "pessimistic"],
+                   help="ranking of equal scores: official (one entry per tied position, as released), "
+                        "optimistic (best tied rank), pessimistic (worst)")
     e.add_argument("--json", type=Path, default=None)
     e.set_defaults(func=cmd_eval)
 

@@ -57,12 +57,3 @@ def all_gather_with_grad(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out.append(torch.cat(parts, dim=0))
     return tuple(out)
 
-
-def all_reduce_mean(value: float) -> float:
-    if not is_distributed():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()

@@ -104,8 +104,9 @@ def _bf16(cfg: Config, device: torch.device) -> bool:
 @torch.no_grad()
 def evaluate_model(model: GLSCL, evalset: EvalSet, cfg: Config, device: torch.device,
                    source=None, features=None, dsl: bool = False,
-                   return_similarity: bool = False) -> dict[str, Any]:
-    """Metrics both ways on ``evalset`` plus timings (``feat`` = encoding, ``match`` = scoring)."""
+                   return_similarity: bool = False, ties: str = "official") -> dict[str, Any]:
+    """Metrics both ways on ``evalset`` plus timings (``feat`` = encoding, ``match`` = scoring);
+    ``ties``: how equal scores are ranked (:func:`glscl_lite.metrics.ranks_from_scores`)."""
     was_training = model.training
     model.eval()
     _sync(device)
@@ -117,7 +118,7 @@ def evaluate_model(model: GLSCL, evalset: EvalSet, cfg: Config, device: torch.de
     sim = model.similarity(text, video, chunk=cfg.eval_chunk)
     _sync(device)
     t2 = time.perf_counter()
-    out: dict[str, Any] = evaluate_retrieval(sim.cpu(), evalset.text_video, dsl=dsl)
+    out: dict[str, Any] = evaluate_retrieval(sim.cpu(), evalset.text_video, ties=ties, dsl=dsl)
     out.update(split=evalset.name, n_texts=len(evalset.captions), n_videos=len(evalset.video_ids),
                seconds_feat=round(t1 - t0, 4), seconds_match=round(t2 - t1, 4))
     if return_similarity:
@@ -141,7 +142,8 @@ def load_run_model(run_dir: PathLike, checkpoint: str = "best", device: Optional
 
 
 def evaluate_run(run_dir: PathLike, split: str = "test", dsl: bool = False, checkpoint: str = "best",
-                 json_path: Optional[PathLike] = None, device: Optional[str] = None) -> dict[str, Any]:
+                 json_path: Optional[PathLike] = None, device: Optional[str] = None,
+                 ties: str = "official") -> dict[str, Any]:
     """``glscl-lite eval``: metrics of a trained run on the test (or val) split."""
     from glscl_lite.data.splits import build_splits, video_source
     from glscl_lite.errors import DataError
@@ -154,8 +156,9 @@ def evaluate_run(run_dir: PathLike, split: str = "test", dsl: bool = False, chec
         raise DataError(f"{cfg.resolve(cfg.test_csv)}: no test split in {cfg.anno_path}")
     features = FeatureCache(cfg.feature_cache) if cfg.feature_cache else None
     source = None if features else video_source(cfg, model.backbone.image_size)
-    result = evaluate_model(model, evalset, cfg, dev, source=source, features=features, dsl=dsl or cfg.dsl)
-    result["checkpoint"] = checkpoint
+    result = evaluate_model(model, evalset, cfg, dev, source=source, features=features, dsl=dsl or cfg.dsl,
+                            ties=ties)
+    result.update(checkpoint=checkpoint, ties=ties)
     if json_path:
         write_json_atomic(json_path, result)
     return result

@@ -25,13 +25,15 @@ def promote_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def info_nce(logits: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE on ``logits [B,B]`` (rows = texts, already multiplied by the logit scale).
+    """Symmetric InfoNCE on ``logits [Bt,Bv]`` (rows = texts, already multiplied by the logit scale).
 
     ``(CE over rows + CE over columns) / 2`` with the i-th text paired with the i-th video; other
-    captions of the same video in the batch count as negatives (official, S15).
+    captions of the same video in the batch count as negatives (official, S15).  Training batches
+    are square; for ``Bt != Bv`` the positives are the ``min(Bt, Bv)`` diagonal entries, as the
+    official ``CrossEn`` (``torch.diag`` of the log-softmax) applied to ``sim`` and ``sim.T``.
     """
-    if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
-        raise ValueError(f"info_nce expects a square [B,B] matrix, got {tuple(logits.shape)}")
+    if logits.dim() != 2:
+        raise ValueError(f"info_nce expects a [Bt,Bv] matrix, got shape {tuple(logits.shape)}")
     logits = promote_half(logits)
     t2v = -torch.diagonal(F.log_softmax(logits, dim=1)).mean()
     v2t = -torch.diagonal(F.log_softmax(logits, dim=0)).mean()

@@ -16,7 +16,7 @@ nothing assumes that text i belongs to video i).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -62,11 +62,12 @@ def metrics_from_ranks(ranks: np.ndarray) -> dict[str, float]:
 
 
 def retrieval_metrics(sim, ties: str = "official") -> dict[str, float]:
-    """R1/R5/R10 (percent), MdR, MnR for a square ``sim [N,N]`` (rows = queries, GT on the diagonal)."""
+    """R1/R5/R10 (percent), MdR, MnR for ``sim [Nt,Nv]`` (rows = queries, the ground truth of row i
+    in column i, so ``Nt <= Nv``; the official ``compute_metrics`` reads ``np.diag`` the same way)."""
     x = _as_float32(sim)
-    if x.dim() != 2 or x.shape[0] != x.shape[1]:
-        raise ValueError(f"retrieval_metrics needs a square matrix with the ground truth on the diagonal, "
-                         f"got {tuple(x.shape)}; use evaluate_retrieval for other layouts")
+    if x.dim() != 2 or x.shape[0] > x.shape[1]:
+        raise ValueError(f"retrieval_metrics needs [Nt,Nv] with Nt <= Nv and the ground truth of row i in "
+                         f"column i, got {tuple(x.shape)}; use evaluate_retrieval for other layouts")
     return metrics_from_ranks(ranks_from_scores(x, np.arange(x.shape[0]), ties))
 
 
@@ -121,11 +122,3 @@ def _v2t_ranks(x: torch.Tensor, tv: np.ndarray, ties: str) -> np.ndarray:
             ranks.append(list(range(g, g + e + 1)))
     return np.concatenate([np.asarray(r) for r in ranks])
 
-
-def format_table(results: dict[str, dict[str, float]], keys: Optional[Sequence[str]] = None) -> str:
-    """A small text table of ``{direction: metrics}``."""
-    keys = list(keys or METRIC_KEYS)
-    lines = ["direction " + " ".join(f"{k:>7}" for k in keys)]
-    for name, m in results.items():
-        lines.append(f"{name:<9} " + " ".join(f"{m[k]:7.2f}" for k in keys))
-    return "\n".join(lines)

@@ -51,8 +51,37 @@ def smoke_config(data_dir: PathLike, smoke: bool = True, **overrides: Any) -> Co
     return cfg.replace(**overrides) if overrides else cfg
 
 
+def run_settings(data_dir: PathLike, work_dir: PathLike, smoke: bool = True, preset: Optional[str] = None,
+                 run_name: Optional[str] = None, video_dir: Optional[PathLike] = None,
+                 frame_cache: Optional[PathLike] = None, max_steps: Optional[int] = None) -> tuple[Config, Path]:
+    """Config and run folder of "the trained run" that notebooks 06 and 07 (and 03/04) share.
+
+    ``preset=None``: the tiny CPU config of :func:`smoke_config`, folder ``smoke_run`` (smoke) or
+    ``tiny_run``; else the named preset pointed at ``data_dir``, folder ``<preset>_run``.
+    ``run_name`` overrides the folder name; ``video_dir`` / ``frame_cache`` point at real videos and
+    a frame cache.  ``max_steps`` defaults to 16 when ``smoke`` (keeps CI fast), else the full
+    schedule.
+    """
+    if preset is None:
+        cfg = smoke_config(data_dir, smoke)
+        name = run_name or ("smoke_run" if smoke else "tiny_run")
+    else:
+        cfg = load_preset(preset).replace(anno_path=str(data_dir), video_path=str(Path(data_dir) / "videos"))
+        name = run_name or f"{preset}_run"
+    if video_dir:
+        cfg = cfg.replace(video_path=str(video_dir))
+    if frame_cache:
+        cfg = cfg.replace(frame_cache=str(frame_cache))
+    steps = max_steps if max_steps is not None else (16 if smoke else None)
+    if steps:  # max_steps and log_every are run-time keys: they do not change the run's settings
+        cfg = cfg.replace(max_steps=steps, log_every=2 if smoke else cfg.log_every)
+    return cfg, Path(work_dir) / name
+
+
 def ensure_run(cfg: Config, run_dir: PathLike, progress: bool = False) -> dict:
-    """Results of the run in ``run_dir``: loaded when it finished before, else trained (or resumed)."""
+    """Results of the run in ``run_dir``: loaded when it finished before with the same settings
+    (training length included), else trained -- or resumed: a different ``max_steps`` extends (or
+    re-ends) the run in the same folder, so use a new folder to keep the old run."""
     from glscl_lite.train import NEUTRAL_KEYS, run_config, train
 
     run_dir = Path(run_dir)

@@ -56,9 +56,21 @@ def _convert(value: Any) -> Any:
     return value
 
 
+PATH_PARAMETERS = ("data_dir", "work_dir", "video_dir", "frame_cache", "run_dir", "results_csv", "gallery_config")
+"""Parameters that name files or folders: the notebooks run with ``notebooks/`` as working folder,
+so ``run_notebooks`` makes relative values given on the command line absolute first."""
+
+
+def failed_copy(out_path: Path) -> Path:
+    """Where :func:`execute` leaves the executed copy of a notebook that failed."""
+    return out_path.with_name(out_path.stem + ".failed.ipynb")
+
+
 def execute(path: Path, out_path: Path, parameters: dict[str, Any], timeout: int = 600,
             kernel: str = "python3") -> Path:
-    """Execute one notebook with papermill; unknown parameter names are an error (not a warning)."""
+    """Execute one notebook with papermill (working folder: the notebook's); unknown parameter
+    names are an error (not a warning).  ``out_path`` appears only when every cell ran; a failed
+    run leaves its executed copy, failing cell marked, at :func:`failed_copy` instead."""
     import papermill
 
     known = parameters_of(path)
@@ -66,24 +78,37 @@ def execute(path: Path, out_path: Path, parameters: dict[str, Any], timeout: int
     if unknown:
         raise ValueError(f"{path.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(path), str(out_path), parameters=parameters, kernel_name=kernel,
-        cwd=str(path.parent), execution_timeout=timeout, progress_bar=False,
-        request_save_on_cell_execute=True,
-    )
+    partial = out_path.with_name(out_path.stem + ".partial.ipynb")
+    try:
+        papermill.execute_notebook(
+            str(path), str(partial), parameters=parameters, kernel_name=kernel,
+            cwd=str(path.parent), execution_timeout=timeout, progress_bar=False,
+            request_save_on_cell_execute=True,
+        )
+    except BaseException:
+        if partial.exists():
+            partial.replace(failed_copy(out_path))
+        raise
+    partial.replace(out_path)
+    failed_copy(out_path).unlink(missing_ok=True)
     return out_path
 
 
 def run_notebooks(out_dir: Path, smoke: bool = True, only: Optional[Iterable[str]] = None,
-                  timeout: int = 600, parameters: Optional[dict[str, Any]] = None) -> list[str]:
-    """Execute the series in order into ``out_dir``; returns the names of notebooks that failed.
+                  timeout: int = 600, parameters: Optional[dict[str, Any]] = None,
+                  directory: Path = NOTEBOOK_DIR) -> list[str]:
+    """Execute the series in ``directory`` in order into ``out_dir``; returns the names of the
+    notebooks that failed.
 
-    Parameters given are passed to each notebook that declares them.
+    Parameters given are passed to each notebook that declares them; relative paths among them
+    (:data:`PATH_PARAMETERS`) are taken relative to the current folder.
     """
     out_dir = Path(out_dir).resolve()
     failures = []
     extra = {k: _convert(v) for k, v in (parameters or {}).items()}
-    for nb in list_notebooks(only=only):
+    extra.update({k: str(Path(v).resolve()) for k, v in extra.items()  # relative to the caller, not notebooks/
+                  if k in PATH_PARAMETERS and isinstance(v, str)})
+    for nb in list_notebooks(directory, only=only):
         params = {"smoke": smoke, **{k: v for k, v in extra.items() if k in parameters_of(nb)}}
         t0 = time.time()
         try:

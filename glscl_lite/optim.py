@@ -17,7 +17,6 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from torch.nn.utils import clip_grad_norm_
 
 from glscl_lite.config import Config
 

@@ -113,9 +113,9 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         if not (self.enabled and self.path.exists()):
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        keep = [r for r in _parse_lines(self.path) if r["step"] <= step]
         with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(ln + "\n" for ln in keep))
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
 
     def write(self, record: dict) -> None:
         if self.enabled:
@@ -123,9 +123,27 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
+def _parse_lines(path: Path) -> list[dict]:
+    """Records of a JSON-lines log; a last line cut short by a kill is dropped, any other bad line
+    is an error naming the file and line."""
+    lines = path.read_text().splitlines()
+    out = []
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        try:
+            out.append(json.loads(ln))
+        except json.JSONDecodeError as exc:
+            if i == len(lines):  # torn by kill -9 during the append: the resumed run rewrites it
+                break
+            raise UserError(f"{path}, line {i}: not a JSON record ({exc.msg})") from None
+    return out
+
+
 def read_metrics(run_dir: PathLike) -> list[dict]:
+    """The records of ``run_dir/metrics.jsonl`` (empty when there is none)."""
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+    return _parse_lines(path) if path.exists() else []
 
 
 # ---------------------------------------------------------------------------------------- data

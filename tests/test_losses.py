@@ -24,13 +24,16 @@ def test_info_nce_hand_computed():
     assert info_nce(logits).item() == pytest.approx((t2v + v2t) / 2, abs=1e-6)
 
 
-def test_info_nce_is_cross_entropy_both_ways_and_rejects_non_square():
+def test_info_nce_is_cross_entropy_both_ways_and_takes_the_diagonal_of_non_square():
     torch.manual_seed(0)
     x = torch.randn(5, 5) * 10
     ref = (F.cross_entropy(x, torch.arange(5)) + F.cross_entropy(x.T, torch.arange(5))) / 2
     torch.testing.assert_close(info_nce(x), ref)
-    with pytest.raises(ValueError, match="square"):
-        info_nce(torch.randn(3, 4))
+    y = torch.randn(3, 4) * 5  # official CrossEn: -diag(log_softmax) of sim and of sim.T, min(Bt, Bv) terms
+    ref = (F.cross_entropy(y, torch.arange(3)) + F.cross_entropy(y.T[:3], torch.arange(3))) / 2
+    torch.testing.assert_close(info_nce(y), ref)
+    with pytest.raises(ValueError, match=r"\[Bt,Bv\]"):
+        info_nce(torch.randn(3))
 
 
 def test_icl_hand_computed_official_and_batch_normaliser():
@@ -60,6 +63,12 @@ def test_icl_normaliser_divides_by_k_or_b():
     a = inter_consistency_loss(t, v, beta=0.0, normalizer="official")
     b = inter_consistency_loss(t, v, beta=0.0, normalizer="batch")
     torch.testing.assert_close(a, b)
+    # with beta > 0 and B = 6 != K = 3 the whole loss follows the switch: MSE + beta * sum_k (c_k - 0.75)^2
+    mse = ((v.mean(0) - t.mean(0)) ** 2).mean()
+    for normalizer, denom in (("official", 3), ("batch", 6)):
+        want = mse + 0.5 * ((matched / denom - 0.75) ** 2).sum()
+        torch.testing.assert_close(inter_consistency_loss(t, v, beta=0.5, normalizer=normalizer), want)
+    assert not torch.isclose(inter_consistency_loss(t, v, 0.5, "official"), inter_consistency_loss(t, v, 0.5, "batch"))
     with pytest.raises(ValueError):
         icl_centres(t, v, "mean")
 

@@ -123,13 +123,24 @@ def test_lim_shapes_normalised_and_query_init():
     torch.testing.assert_close(sim, torch.einsum("akd,bkd->abk", t, v).mean(-1))
 
 
-def test_lim_matches_plain_transformer_decoder():
-    """The official call: Decoder(tgt=Q [K,B,D], memory [L,B,D]) sequence-first, then L2-normalise."""
+def test_lim_matches_an_independently_built_official_decoder():
+    """The official decoder, built here from the spec's hyper-parameters (post-norm, ReLU, dropout 0.1,
+    FFN 2048, 8 heads, N_L layers, sequence-first), loaded with the LIM's weights: same concepts
+    after L2 normalisation."""
     torch.manual_seed(5)
-    lim = LocalInteraction(16, num_queries=3, num_layers=2, num_heads=2, ffn_dim=32).eval()
-    mem = torch.randn(4, 7, 16)
-    out = lim.decoder(lim.queries.unsqueeze(1).expand(-1, 4, -1), mem.transpose(0, 1)).transpose(0, 1)
-    torch.testing.assert_close(lim.encode_video(mem, None), out / out.norm(dim=-1, keepdim=True))
+    lim = LocalInteraction(512, num_queries=4, num_layers=3, num_heads=8).eval()
+    layer = torch.nn.TransformerDecoderLayer(512, 8, 2048, 0.1, "relu", norm_first=False)
+    ref = torch.nn.TransformerDecoder(layer, 3)
+    ref.load_state_dict(lim.decoder.state_dict())  # same parameter names and shapes, or this raises
+    ref.eval()
+    mem = torch.randn(2, 7, 512)
+    out = ref(lim.queries.unsqueeze(1).expand(-1, 2, -1), mem.transpose(0, 1)).transpose(0, 1)
+    torch.testing.assert_close(lim.encode_video(mem, None), out / out.norm(dim=-1, keepdim=True),
+                               atol=1e-5, rtol=1e-5)
+    dec = lim.decoder.layers[0]
+    assert dec.norm_first is False and dec.dropout.p == 0.1 and dec.linear1.out_features == 2048
+    assert dec.activation is F.relu or getattr(dec, "activation_relu_or_gelu", 0) == 1
+    assert dec.self_attn.num_heads == 8
 
 
 def test_lim_concepts_are_batch_independent():
@@ -271,7 +282,40 @@ def test_loss_switches(smoke_cfg):
     torch.testing.assert_close(out["loss"], out["info_nce"])
 
 
-def test_similarity_is_chunk_invariant_and_matches_training_score(tiny):
+@pytest.mark.parametrize("changes", [{}, {"icl_normalizer": "batch", "beta": 0.5}, {"idl_modalities": "both"}])
+def test_training_losses_follow_the_config_switches(smoke_cfg, changes):
+    """forward's loss terms, recomputed from the encoded sides with the loss functions: InfoNCE on
+    the evaluation similarity, ICL with the configured normaliser/beta, IDL on video or both."""
+    from glscl_lite import losses as L
+
+    def build(cfg):
+        torch.manual_seed(0)
+        m = GLSCL(cfg).eval()  # eval: LIM dropout off, so encode_* and forward see the same concepts
+        with torch.no_grad():  # identical queries -> identical concepts: IDL > 0 for text too
+            m.head.lim.queries.copy_(m.head.lim.queries[:1].expand_as(m.head.lim.queries))
+        return m
+
+    cfg = smoke_cfg.replace(alpha=0.5, **changes)
+    model = build(cfg)
+    b = batch_for(model)
+    with torch.no_grad():
+        out = model(b)
+        t, v = model.encode_text(b["text_ids"], b["text_mask"]), model.encode_video(b["video"], b["video_mask"])
+        scale = model.logit_scale.exp()
+        torch.testing.assert_close(out["info_nce"], L.info_nce(scale * model.similarity(t, v)), atol=1e-5, rtol=1e-5)
+        tc, vc = t["concepts"], v["concepts"]
+        icl = L.inter_consistency_loss(tc, vc, beta=cfg.beta, normalizer=cfg.icl_normalizer)
+        torch.testing.assert_close(out["icl"], icl, atol=1e-6, rtol=1e-5)
+        assert L.intra_diversity_loss(tc) > 0
+        idl = L.intra_diversity_loss(vc) + (L.intra_diversity_loss(tc) if cfg.idl_modalities == "both" else 0)
+        torch.testing.assert_close(out["idl"], 0.5 * idl, atol=1e-7, rtol=1e-5)
+        if changes:  # the switch changes the number (the default run gives a different value)
+            base = build(smoke_cfg.replace(alpha=0.5))(b)
+            term = "idl" if "idl_modalities" in changes else "icl"
+            assert not torch.isclose(out[term], base[term])
+
+
+def test_similarity_is_chunk_invariant_sim1_plus_half_sim2_and_batch_independent(tiny):
     tiny.eval()
     b = batch_for(tiny)
     with torch.no_grad():

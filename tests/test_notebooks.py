@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from glscl_lite.notebooks import NOTEBOOK_DIR, execute, list_notebooks, parameters_of
+from glscl_lite.notebooks import execute, failed_copy, list_notebooks, parameters_of
 
 NOTEBOOKS = list_notebooks()
 ARTEFACTS = Path(__file__).resolve().parent.parent / "runs" / "notebooks-failed"
@@ -40,9 +40,10 @@ def test_notebook_runs_with_papermill(path, corpus, frame_cache, notebook_work_d
         execute(path, out, {"smoke": True, "data_dir": str(corpus), "work_dir": str(notebook_work_dir)},
                 timeout=CELL_TIMEOUT)
     except Exception:
-        if out.exists():  # keep the executed copy (with the failing cell marked) as a CI artefact
+        assert not out.exists()  # no half-run notebook under the final name
+        if failed_copy(out).exists():  # keep the executed copy (with the failing cell marked) as a CI artefact
             ARTEFACTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(out, ARTEFACTS / path.name)
+            shutil.copy(failed_copy(out), ARTEFACTS / path.name)
         raise
 
 
@@ -50,3 +51,33 @@ def test_notebook_runs_with_papermill(path, corpus, frame_cache, notebook_work_d
 def notebook_work_dir(tmp_path_factory) -> Path:
     """One work folder for the whole series, so later notebooks reuse earlier runs."""
     return tmp_path_factory.mktemp("notebook_work")
+
+
+def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeypatch):
+    """Relative path parameters are the caller's (the kernel runs in the notebooks' folder); a
+    failing notebook leaves only its ``.failed`` copy, and the series goes on after it."""
+    import nbformat
+
+    from glscl_lite.notebooks import run_notebooks
+
+    src = tmp_path / "nbs"
+    src.mkdir()
+    for name, body in (("00_ok", "from pathlib import Path\nassert Path(data_dir).is_absolute(), data_dir\n"
+                                 "assert (Path(data_dir) / 'marker').is_file()\n"),
+                       ("01_bad", "raise RuntimeError('boom')\n"),
+                       ("02_after", "x = 1\n")):
+        params = nbformat.v4.new_code_cell("smoke = True\ndata_dir = 'nowhere'\n")
+        params.metadata["tags"] = ["parameters"]
+        book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), params,
+                                               nbformat.v4.new_code_cell(body)],
+                                        metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                 "display_name": "Python 3"}})
+        nbformat.write(book, src / f"{name}.ipynb")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "marker").write_text("")
+    monkeypatch.chdir(tmp_path)
+    failures = run_notebooks(Path("out"), parameters={"data_dir": "data"}, directory=src, timeout=60)
+    assert failures == ["01_bad.ipynb"]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["00_ok.ipynb", "01_bad.failed.ipynb", "02_after.ipynb"]
+    assert "boom" in (out / "01_bad.failed.ipynb").read_text()

@@ -51,12 +51,12 @@ def test_bertadam_first_step_uses_lr_zero_and_clips_per_tensor():
 
 
 def test_parameter_groups_follow_the_official_rule():
-    cfg = load_preset("smoke")
+    cfg = load_preset("smoke").replace(lr=1e-4, coef_lr=1e-3)  # the paper's values (smoke uses coef_lr 1)
     model = GLSCL(cfg)
     groups = {g["name"]: g for g in parameter_groups(model, cfg)}
     assert set(groups) == {"decay_clip", "no_decay_clip", "decay_other", "no_decay_other"}
-    assert groups["decay_clip"]["lr"] == pytest.approx(cfg.lr * cfg.coef_lr)
-    assert groups["decay_other"]["lr"] == cfg.lr
+    assert groups["decay_clip"]["lr"] == pytest.approx(1e-7) and groups["no_decay_clip"]["lr"] == pytest.approx(1e-7)
+    assert groups["decay_other"]["lr"] == groups["no_decay_other"]["lr"] == 1e-4
     assert groups["no_decay_other"]["weight_decay"] == 0.0
     ids = {name: {id(p) for p in g["params"]} for name, g in groups.items()}
     named = dict(model.named_parameters())

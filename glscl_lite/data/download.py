@@ -17,7 +17,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import urllib.error
 import urllib.request
 import zipfile

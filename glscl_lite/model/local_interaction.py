@@ -58,10 +58,6 @@ class LocalInteraction(nn.Module):
         self.text_decoder = None if share_decoder else _decoder(dim, num_layers, num_heads, ffn_dim, dropout)
 
     # -- which parameters serve which modality --------------------------------------------------
-    @property
-    def video_queries(self) -> nn.Parameter:
-        return self.queries
-
     def _text_queries(self) -> nn.Parameter:
         return self.queries if self.text_queries is None else self.text_queries
 
