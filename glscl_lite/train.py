@@ -147,6 +147,18 @@ def read_metrics(run_dir: PathLike) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------- data
+def schedule_steps(cfg: Config, n_pairs: int) -> tuple[int, int, int]:
+    """``(steps_per_epoch, t_total, total_steps)`` for ``n_pairs`` training pairs: full batches only
+    (drop_last); ``t_total`` is the warmup-cosine length (``schedule_epochs``, 5 in the official
+    code, S11), ``total_steps`` what the run trains (``epochs``, capped by ``max_steps``)."""
+    steps_per_epoch = n_pairs // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise UserError(f"batch_size {cfg.batch_size} is larger than the {n_pairs} training pairs")
+    total = steps_per_epoch * cfg.epochs
+    return (steps_per_epoch, steps_per_epoch * (cfg.schedule_epochs or cfg.epochs),
+            min(total, cfg.max_steps) if cfg.max_steps else total)
+
+
 def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
     """``[steps, batch_size]`` item indices of one epoch (shuffled, drop_last as the official loader)."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -267,14 +279,7 @@ class Trainer:
             self.source = video_source(cfg, self.model.backbone.image_size)
             augment = VideoRandAugment() if cfg.augment else None
             self.train_data = PairDataset(self.splits.train, self.source, cfg.max_words, augment=augment)
-        self.steps_per_epoch = len(self.train_data) // cfg.batch_size
-        if self.steps_per_epoch == 0:
-            raise UserError(f"batch_size {cfg.batch_size} is larger than the {len(self.train_data)} training pairs")
-        sched_epochs = cfg.schedule_epochs or cfg.epochs
-        self.t_total = self.steps_per_epoch * sched_epochs
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        if cfg.max_steps:
-            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.steps_per_epoch, self.t_total, self.total_steps = schedule_steps(cfg, len(self.train_data))
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg, self.t_total)
         self.net = self.model
         if dist.is_distributed():

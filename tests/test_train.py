@@ -229,3 +229,15 @@ def test_metrics_log_survives_a_line_torn_by_a_kill(tmp_path):
     log.path.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
     with pytest.raises(UserError, match=r"metrics.jsonl, line 2: not a JSON record"):
         read_metrics(tmp_path)
+
+
+def test_schedule_steps_drop_last_official_schedule_length_and_cap():
+    from glscl_lite.config import Config
+    from glscl_lite.train import schedule_steps
+
+    cfg = Config(batch_size=4, epochs=10, schedule_epochs=5)
+    assert schedule_steps(cfg, 18) == (4, 20, 40)        # 18 // 4 full batches; cosine over 5 epochs (S11)
+    assert schedule_steps(cfg.replace(schedule_epochs=None), 18) == (4, 40, 40)
+    assert schedule_steps(cfg.replace(max_steps=7), 18) == (4, 20, 7)
+    with pytest.raises(UserError, match="batch_size 4 is larger than the 3 training pairs"):
+        schedule_steps(cfg, 3)
