@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glscl_lite.config import load_preset  # noqa: E402
-from glscl_lite.utils import machine_name, write_json_atomic  # noqa: E402
+from glscl_lite.utils import machine_name, machine_slug, write_json_atomic  # noqa: E402
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
             model.similarity(ts, vs)
             t2 = time.perf_counter()
         res["eval_1k_head"] = {"dim": D, "encode_seconds": round(t1 - t0, 3), "match_seconds": round(t2 - t1, 3)}
-    out = args.out or Path(__file__).parent / "results" / f"cpu_{machine_name().replace(' ', '_').lower()}.json"
+    out = args.out or Path(__file__).parent / "results" / f"cpu_{machine_slug()}.json"
     write_json_atomic(out, res)
     print(res)
 

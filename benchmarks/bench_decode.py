@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from glscl_lite.utils import machine_name, write_json_atomic
+    from glscl_lite.utils import machine_name, machine_slug, write_json_atomic
 
     torch.set_num_threads(1)
     workers = args.workers or os.cpu_count() or 1
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "sets": sets,
         "results": rows,
     }
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", machine).strip("_").lower()
+    slug = machine_slug(machine)
     path = write_json_atomic(args.results / f"decode_{slug}.json", result)
     print(f"-> {path}")
     return 0

@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from glscl_lite.config import load_preset  # noqa: E402
+from glscl_lite.config import Config, load_preset  # noqa: E402
 from glscl_lite.utils import machine_name, write_json_atomic  # noqa: E402
 
 PEAK_BF16_TFLOPS = 798.0  # measured 8192^3 bf16 matmul on this H100 (device KINDS.md), dense peak in practice
@@ -56,7 +56,7 @@ def peak_gib() -> float:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if DEV.type == "cuda" else 0.0
 
 
-def base_config(corpus: Path, args) -> "Config":
+def base_config(corpus: Path, args) -> Config:
     cfg = load_preset("paper").replace(
         anno_path=str(corpus), video_path=str(corpus / "videos"), frame_cache=str(corpus / f"frames-{args.size}"),
         pretrained=None, augment=False, workers=args.workers, batch_size=args.batch, batch_size_val=256,
@@ -211,7 +211,7 @@ def phase_eval(corpus: Path, args) -> dict:
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
             t_side = model.encode_text_features(sent, words, mask)
             v_side = model.encode_video_features(clip_frames, vmask_t)
-        sim = model.similarity(t_side, v_side)
+        model.similarity(t_side, v_side)
         sync()
         times.append(time.perf_counter() - t0)
     res["head_only_seconds"] = round(min(times), 4)

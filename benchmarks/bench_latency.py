@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from glscl_lite.config import Config, load_preset
     from glscl_lite.flops import gallery_costs, head_latency, profile
-    from glscl_lite.utils import machine_name, write_json_atomic
+    from glscl_lite.utils import machine_name, machine_slug, write_json_atomic
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_gallery_gb": args.max_gallery_gb,
         "setups": setups,
     }
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", machine).strip("_").lower()
+    slug = machine_slug(machine)
     path = write_json_atomic(args.results / f"latency_{slug}.json", result)
     print(f"-> {path}")
     return 0

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from glscl_lite.config import Config  # noqa: E402
 from glscl_lite.model.glscl import GLSCLHead  # noqa: E402
 from glscl_lite.search import CoarseIndex, IndexParams, RerankStore, choose_index_kind, two_stage  # noqa: E402
-from glscl_lite.utils import machine_name, write_json_atomic  # noqa: E402
+from glscl_lite.utils import machine_name, machine_slug, write_json_atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D, T, K = 512, 12, 8
@@ -353,7 +352,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         result["text_tower_ms"] = {"ViT-B-32": text_tower_ms(), "threads": args.threads}
     result["load_average_at_end"] = list(os.getloadavg())
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", machine).strip("_").lower()
+    slug = machine_slug(machine)
     path = write_json_atomic(args.out or RESULTS / f"search_{slug}.json", result)
     print(f"wrote {path}")
     return 0

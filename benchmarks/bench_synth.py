@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from glscl_lite.data.synthetic import DEFAULT_FPS, DEFAULT_SIZE, generate_corpus
-from glscl_lite.utils import machine_name, write_json_atomic
+from glscl_lite.utils import machine_name, machine_slug, write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_1min_before": round(load_before, 2),
         "date": dt.date.today().isoformat(),
     }
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", machine).strip("_").lower()
+    slug = machine_slug(machine)
     suffix = "" if tuple(args.size) == tuple(DEFAULT_SIZE) else f"_{summary['size']}"
     path = write_json_atomic(args.results / f"synth_{slug}{suffix}.json", result)
     print(f"{summary['n_videos']} videos ({summary['size']}, {summary['fps']} fps, "

@@ -40,13 +40,13 @@ glscl-lite ablate --config docs/results/gpu_ablation_config.json "${PATHS[@]}" "
     --feature-cache "$WORK/features" --export "$OUT"
 glscl-lite profile --backbone "$BACKBONE" --device "$DEVICE" --json "$OUT/profile_${BACKBONE}_${DEVICE}.json" --quiet
 python - "$WORK" "$OUT" <<'PY'
-import json, platform, sys
+import json, sys
 from pathlib import Path
 import torch
+from glscl_lite.utils import machine_name, write_json_atomic
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
-info = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu",
-        "torch": torch.__version__, "grid": json.loads((work / "grid.json").read_text()),
+info = {"machine": machine_name(), "torch": torch.__version__, "grid": json.loads((work / "grid.json").read_text()),
         "pretrain": json.loads((work / "pretrain" / "results.json").read_text())}
-(out / "gallery_info.json").write_text(json.dumps(info, indent=2))
+write_json_atomic(out / "gallery_info.json", info)
 print(f"gallery written to {out}")
 PY

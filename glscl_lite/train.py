@@ -298,6 +298,7 @@ class Trainer:
     def _resume(self) -> None:
         path = self.out / "checkpoints" / "last.pt"
         if not path.exists():
+            self.log.truncate_after(0)  # killed before the first checkpoint: its log lines are redone
             return
         state = load_checkpoint_into(self.model, self.out, "last")
         self.optimizer.load_state_dict(state["optimizer"])

@@ -98,3 +98,10 @@ def machine_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"{platform.processor() or platform.machine()} CPU x{os.cpu_count()}"
+
+
+def machine_slug(name: "str | None" = None) -> str:
+    """``name`` (default :func:`machine_name`) as a file-name part: ``x86_64 CPU x2`` -> ``x86_64_cpu_x2``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "_", name or machine_name()).strip("_").lower()

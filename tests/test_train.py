@@ -226,6 +226,8 @@ def test_metrics_log_survives_a_line_torn_by_a_kill(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
     log.truncate_after(2)  # resume from the step-2 checkpoint
     assert log.path.read_text() == '{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.5}\n'
+    log.truncate_after(0)  # a restart without a checkpoint starts the log afresh
+    assert log.path.read_text() == ""
     log.path.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
     with pytest.raises(UserError, match=r"metrics.jsonl, line 2: not a JSON record"):
         read_metrics(tmp_path)
