@@ -5,8 +5,9 @@ is one *cell*: one :func:`glscl_lite.train.train` run into ``DIR/runs/<setting>_
 model selection on the validation split carved from train, test evaluation of the best
 checkpoint).  After each finished cell the tidy table ``DIR/results.csv`` (one row per setting x
 seed x split x direction) and its mean +- std over seeds ``DIR/summary.csv`` are rewritten
-atomically.  Re-running the same command skips finished cells (a run folder with
-``results.json``) and resumes unfinished ones (``train`` resumes by itself).
+atomically.  Re-running the same command skips finished cells (:func:`glscl_lite.runs.finished`:
+same settings, same inputs -- a cell whose feature cache or pretrained weights changed is refused
+by name) and resumes unfinished ones (``train`` resumes by itself).
 
 Built-in grids (spec/glscl.md 10.3 lists what the paper ablates; the numbers are not available):
 
@@ -240,17 +241,37 @@ def export_clip_weights(run_dir: PathLike, path: PathLike, which: str = "best") 
     ``pretrained=<path>`` (open_clip loads a local checkpoint file)."""
     import torch
 
-    from glscl_lite.train import _ckpt_path
+    from glscl_lite import runs
 
-    ckpt = _ckpt_path(Path(run_dir), which)
-    if not ckpt.is_file():
-        raise UserError(f"{ckpt}: checkpoint not found (has the run finished?)")
-    model = torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+    ckpt, state = runs.load_checkpoint(run_dir, which)
     prefix = "backbone.clip."
-    state = {k[len(prefix):]: v for k, v in model.items() if k.startswith(prefix)}
+    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    path = Path(path)
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
-    return Path(path)
+        torch.save(weights, tmp)
+    write_json_atomic(weights_record(path), {"provenance": _weights_fingerprint(ckpt)})
+    return path
+
+
+def weights_record(path: PathLike) -> Path:
+    """The provenance record beside exported weights: ``<path>.json``."""
+    return Path(f"{path}.json")
+
+
+def _weights_fingerprint(ckpt: Path) -> dict:
+    from glscl_lite import provenance
+
+    return provenance.fingerprint(checkpoint=provenance.file_sha256(ckpt))
+
+
+def check_exported_weights(path: PathLike, run_dir: PathLike, which: str = "best") -> None:
+    """Refuse weights exported from another checkpoint than ``run_dir``'s ``which`` now is."""
+    from glscl_lite import provenance, runs
+
+    record = weights_record(path)
+    recorded = json.loads(record.read_text()).get("provenance") if record.is_file() else None
+    provenance.check(recorded, _weights_fingerprint(runs.checkpoint_path(run_dir, which)), path,
+                     f"ablation.export_clip_weights({str(run_dir)!r}, {str(path)!r})")
 
 
 def ensure_pretrained_clip(base: Config, out: PathLike, steps: int, progress: bool = True) -> Path:
@@ -263,20 +284,28 @@ def ensure_pretrained_clip(base: Config, out: PathLike, steps: int, progress: bo
     the OpenAI weights: the run trains on the training split only (validation is carved from it,
     the test videos are never seen), and the best-validation checkpoint's CLIP is exported.
     """
+    from glscl_lite import runs
+    from glscl_lite.provenance import ProvenanceError
     from glscl_lite.train import train
 
     out = Path(out)
     weights = out / "clip.pt"
     cfg = base.replace(feature_cache=None, freeze_backbone=False, max_steps=steps)
-    done = _finished(out, cfg)  # raises if out holds a run of other settings; None if of another length
-    finished_steps = json.loads((out / "results.json").read_text())["steps"] if (out / "results.json").is_file() else 0
+    done = runs.finished(out, cfg)  # raises if out holds a run of other settings; None if of another length
+    finished_steps = (runs.read_results(out) or {}).get("steps", 0)
     if finished_steps > steps:
         raise UserError(f"{out}: holds a pretraining run of {finished_steps} steps, not {steps}; "
                         "use the same number of steps or a new --out folder")
     if done is None or done["steps"] < steps:  # new, interrupted, or extended to more steps
         train(cfg, (), out, progress=progress)
         return export_clip_weights(out, weights)
-    return weights if weights.is_file() else export_clip_weights(out, weights)
+    if weights.is_file():
+        try:
+            check_exported_weights(weights, out)
+            return weights
+        except ProvenanceError:  # exported from an earlier best.pt: export the current one
+            pass
+    return export_clip_weights(out, weights)
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -286,25 +315,6 @@ def _base_config(config: Union[str, Config], overrides: Iterable[str]) -> Config
 
         return apply_overrides(config, parse_sets(overrides))
     return load_config(config, overrides)
-
-
-def _finished(run: Path, cfg: Config) -> Optional[dict]:
-    """results.json of a finished run with the same settings; None when unfinished or when the
-    requested run is longer/shorter (``train`` then resumes it); an error when the folder holds a
-    finished run of other settings."""
-    from glscl_lite.train import NEUTRAL_KEYS, RUNTIME_KEYS, run_config
-
-    path = run / "results.json"
-    if not path.is_file():
-        return None
-    saved = run_config(run).to_dict()
-    diff = [k for k, v in cfg.to_dict().items() if k not in RUNTIME_KEYS and saved.get(k) != v]
-    if diff:
-        raise UserError(f"{run}: holds a finished run with other settings ({', '.join(diff)}); "
-                        "use a new --out folder or the base config it was run with")
-    if any(saved.get(k) != v for k, v in cfg.to_dict().items() if k not in NEUTRAL_KEYS):
-        return None  # same run, other length (max_steps / epochs)
-    return json.loads(path.read_text())
 
 
 def _rows(setting: Setting, keys: Sequence[str], cfg: Config, seed: int, results: dict,
@@ -353,6 +363,7 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
     ``export``: also write the shareable artefacts there (see :func:`export_results`).  Returns
     the rows of ``DIR/results.csv``.
     """
+    from glscl_lite import runs
     from glscl_lite.train import train
 
     if out is None:
@@ -390,11 +401,11 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
             cfg = cfg.replace(feature_cache=str(feature_cache_path(cache_root, base, seed)))
         run = out / "runs" / cell_name(setting.name, seed)
         info_path = run / "ablation.json"
-        results = _finished(run, cfg)
+        results = runs.finished(run, cfg)
         status = "skipped (finished)"
         if results is None:
             prior = json.loads(info_path.read_text()).get("seconds", 0.0) if info_path.is_file() else 0.0
-            status = "resumed" if (run / "checkpoints" / "last.pt").exists() else "trained"
+            status = "resumed" if runs.has_checkpoint(run, "last") else "trained"
             t0 = time.perf_counter()
             try:
                 results = train(cfg, (), run, progress=progress)
@@ -402,7 +413,7 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
                 write_json_atomic(info_path, {"setting": setting.name, "seed": seed,
                                               "overrides": setting.overrides,
                                               "seconds": round(prior + time.perf_counter() - t0, 2),
-                                              "finished": (run / "results.json").is_file()})
+                                              "finished": runs.is_finished(run)})
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         rows += _rows(setting, keys, cfg, seed, results, info, str(run.relative_to(out)))
         df = results_frame(rows, keys)
@@ -455,7 +466,7 @@ def load_train_metrics(out: PathLike) -> pd.DataFrame:
     """The training-loss records (``metrics.jsonl``, split ``train``) of every cell under
     ``out/runs`` with ``setting`` and ``seed`` columns, for :func:`glscl_lite.plots.plot_loss_terms`;
     settings in the order of the last grid run there (``out/grid.json``), others after them."""
-    from glscl_lite.train import read_metrics
+    from glscl_lite.runs import read_metrics
 
     grid_file = Path(out) / "grid.json"
     order = list(json.loads(grid_file.read_text())["settings"]) if grid_file.is_file() else []

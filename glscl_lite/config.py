@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union, get_args, get_origin, get_type_hints
@@ -230,22 +232,73 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return out
 
 
+# (key, lowest allowed value, whether the lowest is allowed) -- every other number only has to be finite
+_RANGES: dict[str, tuple[float, bool]] = {
+    "val_videos": (1, True), "max_words": (3, True), "max_frames": (1, True), "video_framerate": (1, True),
+    "workers": (0, True), "num_hidden_layers": (0, True), "temp": (0, False), "query_number": (1, True),
+    "cross_att_layer": (1, True), "lim_heads": (1, True), "lim_ffn_dim": (1, True), "lim_dropout": (0, True),
+    "loss2_weight": (0, True), "alpha": (0, True), "beta": (0, True), "lr": (0, False), "coef_lr": (0, True),
+    "weight_decay": (0, True), "warmup_proportion": (0, True), "max_grad_norm": (0, False), "epochs": (1, True),
+    "schedule_epochs": (1, True), "batch_size": (2, True), "batch_size_val": (1, True), "max_steps": (1, True),
+    "eval_every": (0, True), "log_every": (1, True), "eval_chunk": (1, True), "checkpoint_every": (0, True),
+    "glccl_temp": (0, False), "glccl_csc_weight": (0, True), "eercf_topk": (1, True),
+}
+_BELOW_ONE = ("lim_dropout", "warmup_proportion")
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+_HINTS = {"batch_size": "the contrastive loss needs negatives", "val_videos": "model selection needs a validation split",
+          "epochs": "a run that trains zero steps is an error", "max_steps": "None for no cap; 0 steps is an error",
+          "temp": "a softmax temperature", "lr": "the learning rate"}
+
+
 def validate(cfg: Config) -> None:
-    if cfg.query_number < 1:
-        raise ConfigError("query_number must be >= 1")
-    if cfg.cross_att_layer < 1:
-        raise ConfigError("cross_att_layer must be >= 1")
-    if cfg.max_frames < 1 or cfg.max_words < 3:
-        raise ConfigError("max_frames must be >= 1 and max_words >= 3")
-    if cfg.batch_size < 2:
-        raise ConfigError("batch_size must be >= 2 (contrastive loss needs negatives)")
-    if cfg.temp <= 0:
-        raise ConfigError("temp must be > 0")
-    if cfg.glccl_temp <= 0 or cfg.eercf_topk < 1:
-        raise ConfigError("glccl_temp must be > 0 and eercf_topk >= 1")
+    """Every setting in one place: types, ranges, finiteness, choices.  ConfigError names the key,
+    the value and what is allowed.  (Device availability: :func:`check_runnable`.)"""
+    hints = get_type_hints(Config)
+    for f in fields(Config):
+        value, ann = getattr(cfg, f.name), hints[f.name]
+        optional = get_origin(ann) is Union and type(None) in get_args(ann)
+        base = [a for a in get_args(ann) if a is not type(None)][0] if optional else ann
+        if value is None:
+            if not optional:
+                raise ConfigError(f"{f.name}: must be set (got None)")
+            continue
+        ok = (isinstance(value, bool) if base is bool else
+              isinstance(value, int) and not isinstance(value, bool) if base is int else
+              isinstance(value, (int, float)) and not isinstance(value, bool) if base is float else
+              isinstance(value, str) if base is str else True)
+        if not ok:
+            raise ConfigError(f"{f.name}: expected {getattr(base, '__name__', base)}, got {value!r}")
+        if base in (int, float):
+            if not math.isfinite(value):
+                raise ConfigError(f"{f.name}: must be a finite number, got {value!r}")
+            if f.name in _RANGES and not (f.name == "val_videos" and cfg.val_csv):
+                low, inclusive = _RANGES[f.name]
+                if value < low or (value == low and not inclusive):
+                    why = f" ({_HINTS[f.name]})" if f.name in _HINTS else ""
+                    raise ConfigError(f"{f.name}: must be {'>=' if inclusive else '>'} {low:g}, got {value!r}{why}")
+            if f.name in _BELOW_ONE and value >= 1:
+                raise ConfigError(f"{f.name}: must be < 1, got {value!r}")
     for key, choices in _CHOICES.items():
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"{key}: {getattr(cfg, key)!r} is not one of {', '.join(choices)}")
+    if not _DEVICE.match(cfg.device):
+        raise ConfigError(f"device: {cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def check_runnable(cfg: Config) -> None:
+    """:func:`validate` plus what depends on this machine (the device); called before a run
+    folder or cache is touched."""
+    validate(cfg)
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {cfg.device!r} but CUDA is not available on this machine; "
+                              "use --set device=cpu (or auto)")
+        index = int(cfg.device.split(":")[1]) if ":" in cfg.device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device: {cfg.device!r} but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
 
 
 def list_presets() -> list[str]:

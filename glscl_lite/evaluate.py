@@ -129,7 +129,7 @@ def evaluate_model(model: GLSCL, evalset: EvalSet, cfg: Config, device: torch.de
 
 def load_run_model(run_dir: PathLike, checkpoint: str = "best", device: Optional[str] = None):
     """(model, cfg, device) from a run folder; ``checkpoint`` = best | last | a path."""
-    from glscl_lite.train import load_checkpoint_into, run_config
+    from glscl_lite.runs import load_checkpoint_into, run_config
 
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)

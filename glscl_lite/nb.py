@@ -82,13 +82,11 @@ def ensure_run(cfg: Config, run_dir: PathLike, progress: bool = False) -> dict:
     """Results of the run in ``run_dir``: loaded when it finished before with the same settings
     (training length included), else trained -- or resumed: a different ``max_steps`` extends (or
     re-ends) the run in the same folder, so use a new folder to keep the old run."""
-    from glscl_lite.train import NEUTRAL_KEYS, run_config, train
+    from glscl_lite.runs import finished
+    from glscl_lite.train import train
 
-    run_dir = Path(run_dir)
-    results = run_dir / "results.json"
-    if results.exists():
-        saved = run_config(run_dir).to_dict()
-        if all(saved[k] == v for k, v in cfg.to_dict().items() if k not in NEUTRAL_KEYS):
-            return json.loads(results.read_text())
-    # trains, resumes (also to extend a finished run to more steps), or refuses other settings
+    results = finished(run_dir, cfg)  # refuses a folder of other settings or inputs
+    if results is not None:
+        return results
+    # trains, resumes, or extends a finished run of another length in the same folder
     return train(cfg, (), run_dir, progress=progress)

@@ -1,14 +1,11 @@
 """Training loop: ``glscl-lite train --config FILE|PRESET [--set k=v ...] --out RUN_DIR``.
 
 One optimiser step = one global batch of (caption, video) pairs (every training caption is a
-pair, spec 6.1).  The run folder holds::
-
-    config.json          the full resolved config
-    metrics.jsonl        one JSON line per logged step and per evaluation
-    checkpoints/last.pt  everything needed to resume exactly (model, optimiser, scheduler,
-                         RNG states, epoch and position in the epoch, best score so far)
-    checkpoints/best.pt  model weights with the best validation t2v R@1 (never the test split)
-    results.json         final validation and test metrics of the best checkpoint
+pair, spec 6.1).  The run folder's layout is :mod:`glscl_lite.runs`; ``checkpoints/last.pt``
+holds everything needed to resume exactly (model, optimiser, scheduler, RNG states, epoch and
+position in the epoch, best score so far).  Settings are checked (:func:`config.check_runnable`,
+the data splits, the number of steps) before the folder is touched, and one process at a time
+writes it (``RUN_DIR/.lock``).
 
 Re-running the same command on an existing run folder resumes.  Exactness on CPU comes from:
 data order drawn from a generator keyed on (seed, epoch) -- never the global RNG; RandAugment
@@ -17,76 +14,31 @@ the checkpoint.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import random
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from glscl_lite import distributed as dist
-from glscl_lite.config import Config, ConfigError, load_config, load_config_file
+from glscl_lite import runs
+from glscl_lite.config import Config, check_runnable, load_config, parse_sets
 from glscl_lite.data.splits import build_splits, ensure_frame_cache, video_source
 from glscl_lite.errors import UserError
 from glscl_lite.evaluate import evaluate_model
 from glscl_lite.model.glscl import GLSCL
 from glscl_lite.optim import build_optimizer
-from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, resolve_device, seed_everything
-
-# keys that never change a run's result
-NEUTRAL_KEYS = {"device", "workers", "log_every", "eval_chunk", "batch_size_val", "checkpoint_every", "dsl"}
-# keys that may differ when resuming (also the run length: a resumed run may be extended)
-RUNTIME_KEYS = NEUTRAL_KEYS | {"max_steps", "epochs"}
-# keys that define the network's shapes (a checkpoint from another setting cannot load)
-MODEL_KEYS = ("base_encoder", "head", "agg_module", "num_hidden_layers", "query_number", "cross_att_layer",
-              "lim_heads", "lim_ffn_dim", "query_share", "cross_att_share")
-
+# the run folder lives in glscl_lite.runs; these names stay importable from here (tests, notebooks)
+from glscl_lite.runs import MetricsLog, load_checkpoint_into, read_metrics, run_config  # noqa: F401
+from glscl_lite.storage import disk_full_error, is_disk_full
+from glscl_lite.utils import PathLike, ensure_writable_dir, resolve_device, seed_everything
 
 class TrainingError(UserError, RuntimeError):
     """Training cannot continue (non-finite loss, out of memory, ...)."""
-
-
-# ------------------------------------------------------------------------------------ run folder
-def run_config(run_dir: PathLike) -> Config:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir}: not a run folder (config.json not found)")
-    return load_config_file(path)
-
-
-def _ckpt_path(run_dir: Path, which: str) -> Path:
-    if which in ("best", "last"):
-        return run_dir / "checkpoints" / f"{which}.pt"
-    return Path(which)
-
-
-def load_checkpoint_into(model: GLSCL, run_dir: PathLike, which: str = "best") -> dict:
-    """Load model weights; clear errors for a missing file or a checkpoint of another model."""
-    path = _ckpt_path(Path(run_dir), which)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found (has the run trained and evaluated yet?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated / not a torch file
-        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
-    saved = state.get("config", {})
-    diff = [f"{k}={saved.get(k)!r} (model has {getattr(model.cfg, k)!r})"
-            for k in MODEL_KEYS if k in saved and saved[k] != getattr(model.cfg, k)]
-    if diff:
-        raise UserError(f"{path}: checkpoint is from another model: {', '.join(diff)}")
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"{path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
-    return state
-
-
-def _save(obj: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _rng_state() -> dict:
@@ -102,48 +54,6 @@ def _set_rng_state(st: dict) -> None:
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
-
-
-class MetricsLog:
-    """Append-only JSON lines; on resume, lines past the checkpoint's step are dropped."""
-
-    def __init__(self, path: Path, enabled: bool = True):
-        self.path, self.enabled = path, enabled
-
-    def truncate_after(self, step: int) -> None:
-        if not (self.enabled and self.path.exists()):
-            return
-        keep = [r for r in _parse_lines(self.path) if r["step"] <= step]
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-
-    def write(self, record: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-
-def _parse_lines(path: Path) -> list[dict]:
-    """Records of a JSON-lines log; a last line cut short by a kill is dropped, any other bad line
-    is an error naming the file and line."""
-    lines = path.read_text().splitlines()
-    out = []
-    for i, ln in enumerate(lines, 1):
-        if not ln.strip():
-            continue
-        try:
-            out.append(json.loads(ln))
-        except json.JSONDecodeError as exc:
-            if i == len(lines):  # torn by kill -9 during the append: the resumed run rewrites it
-                break
-            raise UserError(f"{path}, line {i}: not a JSON record ({exc.msg})") from None
-    return out
-
-
-def read_metrics(run_dir: PathLike) -> list[dict]:
-    """The records of ``run_dir/metrics.jsonl`` (empty when there is none)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return _parse_lines(path) if path.exists() else []
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -212,53 +122,66 @@ def train(config: Union[str, Config] = "smoke", overrides: Iterable[str] = (), o
     """Train (or resume) a run; returns the final results dict (also written to results.json)."""
     if out is None:
         raise UserError("train needs an output run folder (--out RUN_DIR)")
-    cfg = config.replace(**dict(_split(o) for o in overrides)) if isinstance(config, Config) \
-        else load_config(config, overrides)
+    cfg = config.replace(**parse_sets(overrides)) if isinstance(config, Config) else load_config(config, overrides)
+    check_runnable(cfg)  # every setting, the device included, before the run folder is touched
     return Trainer(cfg, Path(out), progress=progress).fit()
-
-
-def _split(item: str) -> tuple[str, str]:
-    if "=" not in item:
-        raise ConfigError(f"--set expects key=value, got {item!r}")
-    k, v = item.split("=", 1)
-    return k.strip(), v.strip()
 
 
 class Trainer:
     def __init__(self, cfg: Config, out: Path, progress: bool = True):
-        self.out, self.progress = out, progress
+        self.out, self.progress = Path(out), progress
         self.device = resolve_device(cfg.device)
         local = dist.init_from_env(self.device.type)
         if local is not None and self.device.type == "cuda":
             self.device = torch.device("cuda", local)
         self.main = dist.is_main()
-        if self.main:
-            ensure_writable_dir(out)
-        self.cfg = self._reconcile_config(cfg)
+        self.cfg = cfg
         if self.cfg.batch_size % dist.world_size():
             raise UserError(f"batch_size {self.cfg.batch_size} is not divisible by {dist.world_size()} processes")
-        self.log = MetricsLog(out / "metrics.jsonl", enabled=self.main)
+        self.log = MetricsLog(runs.metrics_path(self.out), enabled=self.main)
 
     # -- config / resume bookkeeping ---------------------------------------------------------------
     def _reconcile_config(self, cfg: Config) -> Config:
-        path = self.out / "config.json"
-        if path.exists():
-            saved = load_config_file(path)
-            diff = [k for k, v in saved.to_dict().items() if v != getattr(cfg, k) and k not in RUNTIME_KEYS]
-            if diff:
-                raise UserError(f"{self.out} already holds a run with other settings ({', '.join(diff)}); "
-                                "use a new --out folder or the same settings to resume")
-        if self.main:
-            from glscl_lite.utils import write_json_atomic
-
-            write_json_atomic(path, cfg.to_dict())
+        """Refuse a folder holding a run of other settings or inputs (:func:`runs.finished`)."""
+        runs.finished(self.out, cfg)
         return cfg
+
+    def _preflight(self) -> None:
+        """Everything that can be checked before the run folder is touched: the splits and the
+        number of steps (a run that would train zero steps is an error)."""
+        self.splits = build_splits(self.cfg)
+        if not self.splits.val.captions:
+            raise UserError(f"{self.cfg.anno_path}: the validation split is empty (val_videos="
+                            f"{self.cfg.val_videos}, val_csv={self.cfg.val_csv!r})")
+        self.steps_per_epoch, self.t_total, self.total_steps = schedule_steps(self.cfg, len(self.splits.train))
+        if self.total_steps < 1:
+            raise UserError(f"this run would train zero steps (epochs={self.cfg.epochs}, "
+                            f"max_steps={self.cfg.max_steps}); set epochs >= 1")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the run folder's writer lock (main process); remove a folder this start created
+        when it fails before anything was written; a full disk becomes one clear error."""
+        if not self.main:
+            yield
+            return
+        created = not self.out.exists()
+        ensure_writable_dir(self.out)
+        try:
+            with runs.writer_lock(self.out):
+                yield
+        except OSError as exc:
+            if isinstance(exc, UserError) or not is_disk_full(exc):
+                raise
+            raise disk_full_error(self.out, None, exc) from None
+        finally:
+            if created and self.out.is_dir() and not any(self.out.iterdir()):
+                self.out.rmdir()
 
     # -- setup -----------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        self.splits = build_splits(cfg)
         self.model = GLSCL(cfg).to(self.device)
         self.features = None
         if cfg.feature_cache:
@@ -279,7 +202,6 @@ class Trainer:
             self.source = video_source(cfg, self.model.backbone.image_size)
             augment = VideoRandAugment() if cfg.augment else None
             self.train_data = PairDataset(self.splits.train, self.source, cfg.max_words, augment=augment)
-        self.steps_per_epoch, self.t_total, self.total_steps = schedule_steps(cfg, len(self.train_data))
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg, self.t_total)
         self.net = self.model
         if dist.is_distributed():
@@ -296,8 +218,7 @@ class Trainer:
             torch.distributed.barrier()
 
     def _resume(self) -> None:
-        path = self.out / "checkpoints" / "last.pt"
-        if not path.exists():
+        if not runs.has_checkpoint(self.out, "last"):
             self.log.truncate_after(0)  # killed before the first checkpoint: its log lines are redone
             return
         state = load_checkpoint_into(self.model, self.out, "last")
@@ -317,10 +238,10 @@ class Trainer:
             torch.distributed.all_gather_object(rngs, _rng_state())
         if not self.main:
             return
-        _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-               "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-               "step": self.step, "best": self.best, "rng": rngs, "config": self.cfg.to_dict()},
-              self.out / "checkpoints" / "last.pt")
+        runs.save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                              "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                              "step": self.step, "best": self.best, "rng": rngs, "config": self.cfg.to_dict()},
+                             runs.checkpoint_path(self.out, "last"))
 
     # -- evaluation --------------------------------------------------------------------------------
     def _evaluate(self, split: str) -> Optional[dict]:
@@ -337,8 +258,8 @@ class Trainer:
             improved = self.best is None or score > tuple(self.best["score"])
             if improved:
                 self.best = {"step": self.step, "score": list(score)}
-                _save({"model": self.model.state_dict(), "step": self.step, "config": self.cfg.to_dict()},
-                      self.out / "checkpoints" / "best.pt")
+                runs.save_checkpoint({"model": self.model.state_dict(), "step": self.step,
+                                      "config": self.cfg.to_dict()}, runs.checkpoint_path(self.out, "best"))
             self.log.write({"step": self.step, "epoch": epoch, "split": "val", "best": improved,
                             **{k: res[k] for k in res if k in ("t2v", "v2t", "t2v_dsl", "v2t_dsl")},
                             "seconds_feat": res["seconds_feat"], "seconds_match": res["seconds_match"]})
@@ -388,11 +309,20 @@ class Trainer:
                                 "lower lr, check the data, or use precision=fp32")
 
     def fit(self) -> dict[str, Any]:
+        self._preflight()
+        with self._writing():
+            self.cfg = self._reconcile_config(self.cfg)
+            self._build()
+            self._resume()
+            if self.main:
+                runs.write_config(self.out, self.cfg)
+                runs.write_provenance(self.out, self.cfg)
+            return self._loop()
+
+    def _loop(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        self._build()
-        self._resume()
         world, rank = dist.world_size(), dist.rank()
         per_rank = cfg.batch_size // world
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
@@ -443,7 +373,7 @@ class Trainer:
     def _finish(self) -> dict[str, Any]:
         results: dict[str, Any] = {}
         if self.main:
-            if (self.out / "checkpoints" / "best.pt").exists():
+            if runs.has_checkpoint(self.out, "best"):
                 load_checkpoint_into(self.model, self.out, "best")
             val = self._evaluate("val")
             test = self._evaluate("test")
@@ -452,9 +382,7 @@ class Trainer:
                        "test": ({k: test[k] for k in test if k in ("t2v", "v2t", "t2v_dsl", "v2t_dsl",
                                                                    "n_texts", "n_videos")} if test else None),
                        "parameters": self.model.parameter_counts()}
-            from glscl_lite.utils import write_json_atomic
-
-            write_json_atomic(self.out / "results.json", results)
+            runs.write_results(self.out, results)
         if dist.is_distributed():
             torch.distributed.barrier()
         return results

@@ -21,6 +21,10 @@ class OutputError(UserError, OSError):
     """An output location that cannot be written."""
 
 
+class DeviceError(UserError, RuntimeError):
+    """A device that this machine does not have."""
+
+
 def ensure_writable_dir(path: PathLike) -> Path:
     """Create ``path`` (and parents) and check that files can be created in it."""
     path = Path(path)
@@ -85,7 +89,8 @@ def resolve_device(name: str = "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise DeviceError(f"device {name!r} requested but CUDA is not available on this machine; "
+                          "use device=cpu (or auto)")
     return dev
 
 
