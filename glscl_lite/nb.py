@@ -8,6 +8,7 @@ long GPU run is done once and every later notebook reuses it).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,29 +54,24 @@ def smoke_config(data_dir: PathLike, smoke: bool = True, **overrides: Any) -> Co
 
 def run_settings(data_dir: PathLike, work_dir: PathLike, smoke: bool = True, preset: Optional[str] = None,
                  run_name: Optional[str] = None, video_dir: Optional[PathLike] = None,
-                 frame_cache: Optional[PathLike] = None, max_steps: Optional[int] = None) -> tuple[Config, Path]:
+                 frame_cache: Optional[PathLike] = None, max_steps: Optional[int] = None,
+                 pretrained: Optional[str] = None, device: Optional[str] = None,
+                 run_dir: Optional[PathLike] = None) -> tuple[Config, Path]:
     """Config and run folder of "the trained run" that notebooks 06 and 07 (and 03/04) share.
 
     ``preset=None``: the tiny CPU config of :func:`smoke_config`, folder ``smoke_run`` (smoke) or
     ``tiny_run``; else the named preset pointed at ``data_dir``, folder ``<preset>_run``.
     ``run_name`` overrides the folder name; ``video_dir`` / ``frame_cache`` point at real videos and
-    a frame cache.  ``max_steps`` defaults to 16 when ``smoke`` (keeps CI fast), else the full
-    schedule.
+    a frame cache; ``pretrained`` / ``device`` as in :func:`series_config`; ``run_dir`` is the
+    folder itself (wins over ``work_dir`` / ``run_name``).  ``max_steps`` defaults to 16 when
+    ``smoke`` (keeps CI fast), else the full schedule.
     """
-    if preset is None:
-        cfg = smoke_config(data_dir, smoke)
-        name = run_name or ("smoke_run" if smoke else "tiny_run")
-    else:
-        cfg = load_preset(preset).replace(anno_path=str(data_dir), video_path=str(Path(data_dir) / "videos"))
-        name = run_name or f"{preset}_run"
-    if video_dir:
-        cfg = cfg.replace(video_path=str(video_dir))
-    if frame_cache:
-        cfg = cfg.replace(frame_cache=str(frame_cache))
+    cfg = series_config(data_dir, smoke, preset, pretrained, video_dir, frame_cache, device)
+    name = run_name or (f"{preset}_run" if preset else ("smoke_run" if smoke else "tiny_run"))
     steps = max_steps if max_steps is not None else (16 if smoke else None)
     if steps:  # max_steps and log_every are run-time keys: they do not change the run's settings
         cfg = cfg.replace(max_steps=steps, log_every=2 if smoke else cfg.log_every)
-    return cfg, Path(work_dir) / name
+    return cfg, Path(run_dir) if run_dir else Path(work_dir) / name
 
 
 def ensure_run(cfg: Config, run_dir: PathLike, progress: bool = False) -> dict:
@@ -90,3 +86,130 @@ def ensure_run(cfg: Config, run_dir: PathLike, progress: bool = False) -> dict:
         return results
     # trains, resumes, or extends a finished run of another length in the same folder
     return train(cfg, (), run_dir, progress=progress)
+
+
+# ------------------------------------------------------------------------ the series' parameters
+SERIES_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "smoke": (True, "True: tiny settings, seconds on a CPU (CI); False: the real thing"),
+    "preset": (None, 'None: the tiny CPU config; or "paper", "paper-readme", "glccl", ... (GPU box)'),
+    "pretrained": (None, 'CLIP weights. None: the config\'s own; "openai", a checkpoint file, or "random"'),
+    "data_dir": ("../data/synthetic", "MSR-VTT annotation folder; a synthetic corpus is written there when empty"),
+    "video_dir": (None, "None: <data_dir>/videos (real MSR-VTT: .../MSRVTT/videos/all)"),
+    "frame_cache": (None, "decoded-frame cache folder; None: the config's (tiny: <data_dir>/frames-64)"),
+    "run_dir": (None, "run to read or train; None: <work_dir>/<smoke_run | tiny_run | PRESET_run>"),
+    "device": (None, 'None: the config\'s (tiny: "cpu"; presets: "auto" = cuda if present); or "cuda:1"'),
+    "work_dir": ("../runs", "runs and caches shared by the series"),
+}
+"""The parameters every notebook takes (first lines of its ``parameters`` cell): name -> (default,
+meaning).  ``glscl-lite notebooks -p NAME=VALUE`` passes them to the whole series; a notebook that
+does not use one says so in its comment."""
+
+RANDOM_WEIGHTS = ("random", "none", "None", "")
+
+
+def parameters_cell(extra: str = "") -> str:
+    """Source of the standard ``parameters`` cell (the shared block, then ``extra`` lines)."""
+    width = max(len(f"{k} = {v[0]!r}") for k, v in SERIES_PARAMETERS.items()) + 2
+    lines = []
+    for k, (default, meaning) in SERIES_PARAMETERS.items():
+        value = json.dumps(default) if isinstance(default, str) else repr(default)
+        lines.append(f"{k} = {value}".ljust(width) + f"# {meaning}")
+    return "\n".join(lines) + ("\n" + extra.rstrip("\n") if extra else "")
+
+
+def series_config(data_dir: PathLike, smoke: bool = True, preset: Optional[str] = None,
+                  pretrained: Optional[str] = None, video_dir: Optional[PathLike] = None,
+                  frame_cache: Optional[PathLike] = None, device: Optional[str] = None, **overrides: Any) -> Config:
+    """The config the shared parameters describe: ``preset`` pointed at ``data_dir`` (or the tiny
+    CPU config of :func:`smoke_config` when ``preset`` is None), then ``video_dir``,
+    ``frame_cache``, ``pretrained`` ("random" = random weights) and ``device`` when given."""
+    if preset is None:
+        cfg = smoke_config(data_dir, smoke)
+    else:
+        cfg = load_preset(preset).replace(anno_path=str(data_dir), video_path=str(Path(data_dir) / "videos"))
+    if video_dir:
+        cfg = cfg.replace(video_path=str(video_dir))
+    if frame_cache:
+        cfg = cfg.replace(frame_cache=str(frame_cache))
+    if pretrained is not None:
+        cfg = cfg.replace(pretrained=None if str(pretrained) in RANDOM_WEIGHTS else str(pretrained))
+    if device:
+        cfg = cfg.replace(device=str(device))
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+@dataclass
+class Series:
+    """The shared parameters of one notebook run, resolved (see :data:`SERIES_PARAMETERS`)."""
+
+    smoke: bool = True
+    preset: Optional[str] = None
+    pretrained: Optional[str] = None
+    data_dir: Path = Path("../data/synthetic")
+    video_dir: Optional[Path] = None
+    frame_cache: Optional[Path] = None
+    run_dir: Optional[Path] = None
+    device: Optional[str] = None
+    work_dir: Path = Path("../runs")
+
+    def config(self, **overrides: Any) -> Config:
+        """:func:`series_config` of these parameters."""
+        return series_config(self.data_dir, self.smoke, self.preset, self.pretrained, self.video_dir,
+                             self.frame_cache, self.device, **overrides)
+
+    def run(self, run_name: Optional[str] = None, max_steps: Optional[int] = None) -> tuple[Config, Path]:
+        """Config and folder of "the trained run" (:func:`run_settings`); ``run_dir`` wins."""
+        return run_settings(self.data_dir, self.work_dir, self.smoke, self.preset, run_name, self.video_dir,
+                            self.frame_cache, max_steps, pretrained=self.pretrained, device=self.device,
+                            run_dir=self.run_dir)
+
+    def trained_run(self) -> Optional[Path]:
+        """The finished run to read (notebooks 03, 04): ``run_dir`` when given (it must hold a
+        finished run), else the default run of :meth:`run` when it has finished, else None."""
+        if self.run_dir is not None:
+            if not (Path(self.run_dir) / "results.json").is_file():
+                raise FileNotFoundError(f"run_dir={str(self.run_dir)!r} holds no finished run (no results.json); "
+                                        "train it first (notebook 06 or glscl-lite train --out RUN_DIR)")
+            return Path(self.run_dir)
+        default = self.run()[1]
+        return default if (default / "results.json").is_file() else None
+
+    def video_file(self, video_id: str) -> Path:
+        """The mp4 of ``video_id`` (``video_dir``, else ``<data_dir>/videos``)."""
+        return Path(self.video_dir or Path(self.data_dir) / "videos") / f"{video_id}.mp4"
+
+    def torch_device(self):
+        """``device`` (None: the config's) as a ``torch.device``; "auto" is cuda when present."""
+        from glscl_lite.utils import resolve_device
+
+        return resolve_device(self.device or self.config().device)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+LAST_SERIES: Optional[Series] = None
+"""The :class:`Series` the last :func:`series` call made (tests read it to check that papermill's
+parameters reached the notebook)."""
+
+
+def series(namespace: dict[str, Any], ensure_data: bool = True) -> Series:
+    """Resolve the shared parameters found in ``namespace`` (a notebook passes ``globals()``):
+    paths become ``Path``, ``pretrained="random"`` stays as given (the config maps it), and the
+    corpus is ensured: real MSR-VTT is never touched; an empty ``data_dir`` gets a synthetic corpus
+    (1,000 videos for ``smoke=False`` without a preset -- the tiny model trained longer needs them --
+    else 48)."""
+    global LAST_SERIES
+    missing = [k for k in SERIES_PARAMETERS if k not in namespace]
+    if missing:
+        raise NameError(f"parameters cell lacks the series parameter(s) {missing}")
+    v = {k: namespace[k] for k in SERIES_PARAMETERS}
+    for k in ("data_dir", "work_dir", "video_dir", "frame_cache", "run_dir"):
+        v[k] = Path(v[k]) if v[k] not in (None, "") else None
+    if v["preset"] in ("", "None"):
+        v["preset"] = None
+    s = Series(**v)
+    if ensure_data:
+        s.data_dir = ensure_corpus(s.data_dir, smoke=bool(s.smoke) or s.preset is not None)
+    LAST_SERIES = s
+    return s
