@@ -37,7 +37,10 @@ class LockedError(UserError, RuntimeError):
 
 
 class DiskFullError(UserError, OSError):
-    """Not enough free space for an output."""
+    """Not enough free space for an output (``errno`` ENOSPC; ``str()`` is the message alone)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 # ------------------------------------------------------------------------------------------- lock
@@ -188,7 +191,7 @@ def require_free_space(path: PathLike, needed: int, margin: int = 16 << 20) -> N
 def reserve(file: PathLike, nbytes: int) -> None:
     """Allocate ``nbytes`` of ``file`` on disk now (a sparse memmap would die with ``SIGBUS`` on a
     full disk while being written); ``ENOSPC`` -> :class:`DiskFullError`."""
-    require_free_space(Path(file).parent, nbytes)
+    require_free_space(file, nbytes)
     if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
         return
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)

@@ -1,0 +1,160 @@
+"""Issue 10: one writer per run, settings checked before anything is written, a full disk said
+plainly, the one run-folder module (glscl_lite.runs)."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from glscl_lite import runs, storage
+from glscl_lite.cli import main as cli_main
+from glscl_lite.config import ConfigError, check_runnable, load_config
+from glscl_lite.errors import UserError
+from glscl_lite.train import train
+
+FAST = ["epochs=1", "max_steps=2", "log_every=1", "batch_size=16", "eval_every=0"]
+
+
+# ------------------------------------------------------------------------------- the runs module
+def test_runs_imports_neither_train_nor_evaluate():
+    code = ("import sys, glscl_lite.runs, glscl_lite.evaluate; "
+            "print(sorted(m for m in ('glscl_lite.train',) if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # evaluate (and runs) no longer pull in train: the import loop is gone
+
+
+def test_runs_layout_names():
+    assert runs.checkpoint_path("R", "last").as_posix() == "R/checkpoints/last.pt"
+    assert runs.checkpoint_path("R", "best").as_posix() == "R/checkpoints/best.pt"
+    assert runs.checkpoint_path("R", "/x/y.pt").as_posix() == "/x/y.pt"
+    assert runs.results_path("R").as_posix() == "R/results.json"
+    assert runs.config_path("R").as_posix() == "R/config.json"
+
+
+def test_finished_rule(tmp_path, smoke_overrides):
+    cfg = load_config("smoke", smoke_overrides + FAST)
+    run = tmp_path / "run"
+    assert runs.finished(run, cfg) is None  # nothing there
+    res = train(cfg, (), run, progress=False)
+    assert runs.finished(run, cfg) == res
+    assert runs.finished(run, cfg.replace(workers=0, log_every=5)) == res  # neutral keys
+    assert runs.finished(run, cfg.replace(max_steps=3)) is None  # another length: train extends it
+    with pytest.raises(UserError, match=r"holds a finished run with other settings \(beta=0.005, now 0.5\)"):
+        runs.finished(run, cfg.replace(beta=0.5))
+    # the run folder records its inputs: an edited annotation file is refused by name
+    anno = cfg.resolve("MSRVTT_JSFUSION_test.csv")
+    st = anno.stat()
+    os.utime(anno, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        with pytest.raises(UserError, match=r"annotations MSRVTT_JSFUSION_test.csv: recorded .* now .*"
+                                            r"rebuild it with: glscl-lite train"):
+            runs.finished(run, cfg)
+    finally:
+        os.utime(anno, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# ------------------------------------------------------------------------------------ one writer
+def test_second_writer_is_refused_with_the_holders_pid(tmp_path, smoke_overrides, capsys):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from glscl_lite.runs import writer_lock\n"
+                               "with writer_lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
+                               str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        args = ["train", "--config", "smoke", "--out", str(run)]
+        for s in smoke_overrides + FAST:
+            args += ["--set", s]
+        assert cli_main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"glscl-lite: error: {run}: run folder: another process (pid {holder.pid}) is "
+                       "writing it; wait for it to finish or use another output")
+        assert not runs.metrics_path(run).exists() and not runs.config_path(run).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train("smoke", smoke_overrides + FAST, run, progress=False)["steps"] == 2  # lock released
+    assert not (run / runs.LOCK_FILE).exists()
+
+
+# ------------------------------------------------------------------- settings before the folder
+@pytest.mark.parametrize("bad, message", [
+    ("lr=-1", "lr: must be > 0, got -1.0 (the learning rate)"),
+    ("val_videos=0", "val_videos: must be >= 1, got 0 (model selection needs a validation split)"),
+    ("workers=-1", "workers: must be >= 0, got -1"),
+    ("temp=nan", "temp: must be a finite number, got nan"),
+    ("epochs=0", "epochs: must be >= 1, got 0 (a run that trains zero steps is an error)"),
+    ("max_steps=0", "max_steps: must be >= 1, got 0"),
+    ("warmup_proportion=1.5", "warmup_proportion: must be < 1, got 1.5"),
+    ("device=tpu", "device: 'tpu' is not one of auto, cpu, cuda, cuda:N"),
+])
+def test_bad_settings_fail_before_the_run_folder_is_touched(bad, message, tmp_path, smoke_overrides, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--config", "smoke", "--out", str(run)]
+    for s in smoke_overrides + FAST + [bad]:
+        args += ["--set", s]
+    assert cli_main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_cuda_without_cuda_is_refused_before_the_folder(tmp_path, smoke_overrides, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = load_config("smoke", smoke_overrides + FAST + ["device=cuda"])
+    with pytest.raises(ConfigError, match="device: 'cuda' but CUDA is not available on this machine"):
+        check_runnable(cfg)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        train(cfg, (), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_start_leaves_no_config_and_the_corrected_command_runs(tmp_path, smoke_overrides):
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match="batch_size 4096 is larger than the"):
+        train("smoke", smoke_overrides + FAST + ["batch_size=4096"], run, progress=False)
+    assert not run.exists()
+    run.mkdir()  # an existing empty folder stays, without config.json
+    with pytest.raises(UserError, match="batch_size 4096"):
+        train("smoke", smoke_overrides + FAST + ["batch_size=4096"], run, progress=False)
+    assert list(run.iterdir()) == []
+    assert train("smoke", smoke_overrides + FAST, run, progress=False)["steps"] == 2
+
+
+# ------------------------------------------------------------------------------------ full disk
+def test_checkpoint_on_a_full_disk_is_checked_up_front(tmp_path, smoke_overrides, monkeypatch):
+    monkeypatch.setattr(storage, "free_bytes", lambda path: 4096)
+    run = tmp_path / "run"
+    with pytest.raises(storage.DiskFullError, match=r"checkpoints/last.pt: disk full: needs .* \(\d+ bytes\), "
+                                                    r"4.0 KiB free on its filesystem"):
+        train("smoke", smoke_overrides + FAST + ["checkpoint_every=1"], run, progress=False)
+    assert [p.name for p in (run / "checkpoints").iterdir()] == []  # nothing half-written
+
+
+def test_enospc_while_saving_a_checkpoint(tmp_path, monkeypatch):
+    import torch
+
+    def full(obj, path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0: "
+                           "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    target = tmp_path / "checkpoints" / "last.pt"
+    with pytest.raises(storage.DiskFullError, match=r"last.pt: disk full: needs .* free"):
+        runs.save_checkpoint({"model": {"w": torch.zeros(10)}}, target)
+    assert list(target.parent.iterdir()) == []
+
+    def enospc(obj, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", enospc)
+    with pytest.raises(storage.DiskFullError, match="disk full"):
+        runs.save_checkpoint({"w": torch.zeros(3)}, target)
+    assert list(target.parent.iterdir()) == []
