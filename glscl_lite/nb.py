@@ -126,7 +126,12 @@ def series_config(data_dir: PathLike, smoke: bool = True, preset: Optional[str] 
     if preset is None:
         cfg = smoke_config(data_dir, smoke)
     else:
-        cfg = load_preset(preset).replace(anno_path=str(data_dir), video_path=str(Path(data_dir) / "videos"))
+        cfg = load_preset(preset)
+        home = cfg.anno_path  # a cache the preset keeps inside its own data folder moves with data_dir
+        cache = cfg.frame_cache
+        if cache and home and Path(cache).parts[:len(Path(home).parts)] == Path(home).parts:
+            cfg = cfg.replace(frame_cache=str(Path(data_dir) / Path(cache).relative_to(home)))
+        cfg = cfg.replace(anno_path=str(data_dir), video_path=str(Path(data_dir) / "videos"))
     if video_dir:
         cfg = cfg.replace(video_path=str(video_dir))
     if frame_cache:
@@ -156,6 +161,26 @@ class Series:
         """:func:`series_config` of these parameters."""
         return series_config(self.data_dir, self.smoke, self.preset, self.pretrained, self.video_dir,
                              self.frame_cache, self.device, **overrides)
+
+    def weights(self) -> Optional[str]:
+        """CLIP weights: ``pretrained`` when given ("random" -> None), else the preset's, else None
+        (random: the tiny config, and inspection models without a preset)."""
+        if self.pretrained is not None:
+            return None if str(self.pretrained) in RANDOM_WEIGHTS else str(self.pretrained)
+        return self.config().pretrained if self.preset else None
+
+    def model_config(self, **overrides: Any) -> Config:
+        """Config of a model built to be looked at, not trained (notebooks 02-05, 09): the tiny
+        config when ``smoke``, the preset when one is given, else ViT-B/32 at the paper's sizes --
+        with :meth:`weights`, so it stays offline unless ``pretrained`` asks for weights."""
+        if self.smoke or self.preset:
+            cfg = self.config()
+        else:
+            cfg = Config(anno_path=str(self.data_dir), video_path=str(self.video_file("x").parent))
+            if self.device:
+                cfg = cfg.replace(device=str(self.device))
+        cfg = cfg.replace(pretrained=self.weights())
+        return cfg.replace(**overrides) if overrides else cfg
 
     def run(self, run_name: Optional[str] = None, max_steps: Optional[int] = None) -> tuple[Config, Path]:
         """Config and folder of "the trained run" (:func:`run_settings`); ``run_dir`` wins."""
