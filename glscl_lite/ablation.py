@@ -213,10 +213,9 @@ def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True,
 
     path = Path(path)
     if (path / "meta.json").is_file():
-        made_from = json.loads((path / "meta.json").read_text()).get("anno_path")
-        if made_from is None or Path(made_from).resolve() != Path(cfg.anno_path).resolve():
-            raise UserError(f"{path}: this feature cache was built from {made_from}, not {cfg.anno_path}; "
-                            "pass a new feature-cache folder")
+        from glscl_lite.features import FeatureCache
+
+        FeatureCache(path).check_provenance(cfg)  # another corpus, edited annotations, other videos
         if patches and not (path / "patch_feats.npy").is_file():
             raise UserError(f"{path}: this feature cache has no patch tokens, which a cell of the grid "
                             "needs (head=eercf); pass a new --feature-cache folder")

@@ -14,6 +14,10 @@ Layout of the cache folder (numpy files, memory-mapped when read)::
     patch_feats.npy      [Nv, T, P, D] float16  patch tokens after ln_post + proj; only when the config
                          scores patches (head=eercf, eercf_patches) -- served whenever present
 
+``meta.json`` also records the provenance (annotation files, the frame cache's digest or the
+videos' size and mtime, the settings); :meth:`FeatureCache.check_matches` refuses a cache whose
+inputs changed.  One builder at a time; the arrays' bytes are allocated up front.
+
 This is the uvadlc "cache frozen-backbone features" trick; it differs from the paper, which
 fine-tunes CLIP at lr 1e-7 (in effect nearly frozen, spec S1).  Augmentation cannot be applied
 (features are computed once from un-augmented frames).
@@ -32,7 +36,7 @@ from torch.utils.data import DataLoader
 from glscl_lite.config import Config
 from glscl_lite.data.msrvtt import Caption, load_annotations
 from glscl_lite.errors import DataError, UserError
-from glscl_lite.utils import PathLike, atomic_path, resolve_device, seed_everything
+from glscl_lite.utils import PathLike, resolve_device, seed_everything
 
 MATCH_KEYS = ("base_encoder", "pretrained", "text_mask", "max_words", "max_frames", "video_framerate")
 
@@ -81,6 +85,17 @@ class FeatureCache:
             bad.append("no patch_feats (EERCF scores patches: build the cache with --set head=eercf)")
         if bad:
             raise UserError(f"{self.path}: feature cache was built with other settings ({'; '.join(bad)})")
+        self.check_provenance(cfg)
+
+    def check_provenance(self, cfg: Config) -> None:
+        """Refuse the cache when the annotation files, the videos (or frame cache) or the corpus
+        folder differ from the ones it was computed from."""
+        from glscl_lite import provenance
+
+        provenance.check(self.meta.get("provenance"), feature_fingerprint(cfg, self.video_ids),
+                         f"{self.path} (feature cache)",
+                         f"glscl-lite cache features --config CONFIG --set anno_path={cfg.anno_path} "
+                         f"--out {self.path} (a new folder, or delete this one)")
 
 
     def video_rows(self, video_ids: list[str]) -> np.ndarray:
@@ -127,6 +142,21 @@ class CachedPairs(torch.utils.data.Dataset):
         return {**self.cache.texts(self.text_rows[idx]), **self.cache.videos(self.video_rows[idx])}
 
 
+def feature_fingerprint(cfg: Config, video_ids: list[str]) -> dict:
+    """What a feature cache of ``cfg`` is computed from: the annotation files, the frame cache
+    (its digest) or the videos (size, mtime), the corpus folder and the settings that matter."""
+    from glscl_lite import provenance
+
+    if cfg.frame_cache and (Path(cfg.frame_cache) / "index.json").is_file():
+        index = json.loads((Path(cfg.frame_cache) / "index.json").read_text())
+        frames = {"frame_cache": (index.get("provenance") or {}).get("digest")}
+    else:
+        frames = {"videos": provenance.fingerprint_videos(cfg.video_path, video_ids)}
+    return provenance.fingerprint(annotations=provenance.fingerprint_annotations(cfg.anno_path), **frames,
+                                  settings={"anno_path": str(Path(cfg.anno_path).resolve()),
+                                            **{k: getattr(cfg, k) for k in MATCH_KEYS}})
+
+
 @torch.no_grad()
 def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
                         device: Optional[str] = None, patches: Optional[bool] = None) -> dict:
@@ -167,15 +197,25 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
     D, T, L = backbone.embed_dim, cfg.max_frames, cfg.max_words
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     out = Path(out)
-    with atomic_path(out) as tmp:
+    from glscl_lite import storage
+
+    with storage.building(out, "feature cache") as tmp:
         tmp.mkdir(parents=True)
-        mm = lambda name, shape, dtype: np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)  # noqa
+
+        def mm(name: str, shape: tuple, dtype) -> np.memmap:
+            """A .npy memmap whose bytes are allocated now (a full disk fails here, not with SIGBUS)."""
+            arr = np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)
+            storage.reserve(tmp / name, (tmp / name).stat().st_size)
+            return arr
+
         ff, vm = mm("frame_feats.npy", (len(video_ids), T, D), np.float16), mm("video_mask.npy", (len(video_ids), T), np.int8)
         with_patches = needs_patches(cfg) if patches is None else patches
         if with_patches:
             grid = backbone.clip.visual.grid_size
             pf = mm("patch_feats.npy", (len(video_ids), T, int(grid[0]) * int(grid[1]), D), np.float16)
         source = video_source(cfg, backbone.image_size)
+        # the frame cache (if any) now exists: record what the features are computed from
+        fingerprint = feature_fingerprint(cfg, video_ids)
         loader = DataLoader(VideoDataset(video_ids, source), batch_size=cfg.batch_size_val,
                             num_workers=cfg.workers, shuffle=False)
         for b in tqdm(loader, desc="videos", disable=not progress):
@@ -210,6 +250,7 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
         (tmp / "captions.json").write_text(json.dumps([[c.video_id, c.caption] for c in captions]))
         meta = {k: getattr(cfg, k) for k in MATCH_KEYS}
         meta.update(backbone_checksum=backbone_checksum(backbone), image_size=backbone.image_size, dim=D, n_videos=len(video_ids), n_captions=len(captions),
-                    anno_path=str(cfg.anno_path), seconds=round(time.time() - t0, 2), device=str(dev))
+                    anno_path=str(cfg.anno_path), seconds=round(time.time() - t0, 2), device=str(dev),
+                    provenance=fingerprint)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta

@@ -321,5 +321,5 @@ def test_a_grid_of_heads_shares_one_cache_with_patch_tokens(grid_run, tmp_path):
     with pytest.raises(UserError, match="no patch tokens"):  # the grid_run cache has none
         run_ablation(**{**kwargs, "grid": grid, "out": tmp_path / "heads2"})
     other = Config().replace(anno_path=str(tmp_path / "another-corpus"))
-    with pytest.raises(UserError, match="built from .* not .*another-corpus"):
+    with pytest.raises(UserError, match=r"settings.anno_path: recorded .*, now .*another-corpus.*rebuild it with"):
         ablation.ensure_feature_cache(other, tmp_path / "feats" / "seed0")

@@ -7,8 +7,13 @@ Layout of a cache folder::
                   "image_size", "max_frames", "framerate", "source_dir", "missing"}
 
 The folder is built next to its destination under a temporary name and renamed at the end, so
-an interrupted build leaves nothing half-written.  Decoding runs in a process pool whose workers
-write their slots of the memmap directly (no frames go through pickling).
+an interrupted build leaves nothing half-written; one builder at a time (a lock beside the
+folder), the memmap's bytes are allocated up front (a full disk is an error before decoding, not a
+``Bus error``), and temporary folders of killed builders are removed by the next build.  Decoding
+runs in a process pool whose workers write their slots of the memmap directly (no frames go
+through pickling) and exit when the builder dies.  ``index.json`` records the provenance (every
+video's size and mtime, the settings); :meth:`FrameCache.check_source` refuses a cache whose videos
+changed.
 
 :class:`DecodedVideos` (decode on the fly) and :class:`FrameCache` both implement
 :class:`VideoSource`: ``get(video_id, augment=None) -> (uint8 [T, S, S, 3], int64 mask [T])``,
@@ -27,9 +32,10 @@ from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
+from glscl_lite import provenance, storage
 from glscl_lite.data.video import VideoRandAugment, load_clip
-from glscl_lite.errors import DataError
-from glscl_lite.utils import atomic_path, ensure_writable_dir
+from glscl_lite.errors import DataError, UserError
+from glscl_lite.utils import ensure_writable_dir
 
 PathLike = Union[str, os.PathLike]
 
@@ -138,6 +144,20 @@ class FrameCache:
         self.missing: dict[str, str] = dict(index.get("missing", {}))
         self._frames: Optional[np.memmap] = None
 
+    def settings(self) -> dict:
+        return {"max_frames": self.max_frames, "image_size": self.image_size, "framerate": self.framerate}
+
+    def check_source(self, video_dir: PathLike, anno_dir: Optional[PathLike] = None) -> None:
+        """Refuse this cache when the videos in ``video_dir`` are not the ones it was decoded from
+        (size or mtime of any cached video differs; videos deleted since are not compared)."""
+        recorded = self.index.get("provenance")
+        current = provenance.fingerprint(videos=provenance.fingerprint_videos(video_dir, self._ids),
+                                         settings=self.settings())
+        anno = f"--anno {anno_dir} " if anno_dir else "--anno ANNO_DIR "
+        provenance.check(recorded, current, f"{self.path} (frame cache)",
+                         f"glscl-lite cache frames {anno}--videos {video_dir} --out {self.path} "
+                         f"--size {self.image_size} --max-frames {self.max_frames}")
+
     # memmaps pickle as full copies: drop it and reopen lazily
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -229,7 +249,7 @@ def _mp_context(name: Optional[str]):
     return mp.get_context(name)
 
 
-def _guard_pool(results):
+def _guard_pool(results, out_dir: Path):
     """Turn a dead worker pool into an error that says what to do."""
     from concurrent.futures.process import BrokenProcessPool
 
@@ -237,9 +257,18 @@ def _guard_pool(results):
         yield from results
     except BrokenProcessPool as exc:
         raise RuntimeError(
-            f"a frame-cache worker process died ({exc}); if you use mp_context='spawn' or "
-            "'forkserver' call build_frame_cache under `if __name__ == '__main__':`, or pass "
-            "workers=1 to decode in this process") from None
+            f"a frame-cache worker process died ({exc}): killed by the system (out of memory?) or, with "
+            "mp_context='spawn'/'forkserver', build_frame_cache not called under "
+            f"`if __name__ == '__main__':`; {storage.human_bytes(storage.free_bytes(out_dir))} free at "
+            f"{out_dir.parent}") from None
+
+
+def check_frame_settings(max_frames: int, image_size: int, framerate: int = 1) -> None:
+    """The arguments of ``cache frames``, blamed by name before any video is touched."""
+    for name, flag, value in (("max_frames", "--max-frames", max_frames), ("image_size", "--size", image_size),
+                              ("framerate", "framerate", framerate)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise UserError(f"{flag} {value}: {name} must be a whole number >= 1")
 
 
 def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: PathLike,
@@ -257,6 +286,7 @@ def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: Pa
     (path, videos, shape, bytes, missing, seconds).
     """
     t0 = time.perf_counter()
+    check_frame_settings(max_frames, image_size, framerate)
     video_ids = [str(v) for v in video_ids]
     video_dir, out_dir = Path(video_dir), Path(out_dir)
     if not video_ids:
@@ -270,11 +300,17 @@ def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: Pa
     shape = (len(video_ids), int(max_frames), int(image_size), int(image_size), 3)
     n_frames = [0] * len(video_ids)
     missing: dict[str, str] = {}
-    with atomic_path(out_dir) as tmp:
+    nbytes = int(np.prod(shape))
+    storage.require_free_space(out_dir, nbytes)  # before anything is written
+    source = provenance.fingerprint(videos=provenance.fingerprint_videos(video_dir, video_ids),
+                                    settings={"max_frames": int(max_frames), "image_size": int(image_size),
+                                              "framerate": int(framerate)})
+    with storage.building(out_dir, "frame cache") as tmp:
         tmp.mkdir(parents=True)
         frames_path = tmp / FRAMES_FILE
-        with open(frames_path, "wb") as f:  # sparse zero file of the final size
-            f.truncate(int(np.prod(shape)))
+        with open(frames_path, "wb") as f:  # zero file of the final size ...
+            f.truncate(nbytes)
+        storage.reserve(frames_path, nbytes)  # ... with its blocks allocated: no SIGBUS on a full disk
         jobs = [(i, v, video_dir / f"{v}.mp4", str(frames_path), shape, framerate)
                 for i, v in enumerate(video_ids)]
         n_workers = min(workers or os.cpu_count() or 1, len(jobs))
@@ -286,11 +322,12 @@ def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: Pa
                 results = map(_decode_into, jobs)
                 pool = None
             else:
-                pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(mp_context))
+                pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(mp_context),
+                                           initializer=storage.die_with_parent, initargs=(os.getpid(),))
                 chunk = max(1, min(16, math.ceil(len(jobs) / (4 * n_workers))))
                 results = pool.map(_decode_into, jobs, chunksize=chunk)
             try:
-                for i, n, err in _guard_pool(results):
+                for i, n, err in _guard_pool(results, out_dir):
                     bar.update(1)
                     if err is not None:
                         if not skip_bad:
@@ -314,13 +351,14 @@ def build_frame_cache(video_ids: Sequence[str], video_dir: PathLike, out_dir: Pa
             "video_ids": video_ids,
             "n_frames": n_frames,
             "missing": missing,
+            "provenance": source,
         }
         (tmp / INDEX_FILE).write_text(json.dumps(index) + "\n")
     return {
         "path": str(out_dir),
         "videos": len(video_ids),
         "shape": list(shape),
-        "bytes": int(np.prod(shape)),
+        "bytes": nbytes,
         "missing": sorted(missing),
         "seconds": round(time.perf_counter() - t0, 3),
     }

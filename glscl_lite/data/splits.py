@@ -71,8 +71,8 @@ def build_splits(cfg: Config, annotations: Optional[MSRVTTAnnotations] = None) -
 
 
 def video_source(cfg: Config, image_size: int):
-    """Frame cache when ``cfg.frame_cache`` is set (checked against the model's resolution), else
-    decoding on the fly."""
+    """Frame cache when ``cfg.frame_cache`` is set (checked against the model's resolution and,
+    by provenance, against the videos in ``cfg.video_path``), else decoding on the fly."""
     from glscl_lite.data.cache import DecodedVideos, FrameCache
 
     if cfg.frame_cache:
@@ -82,6 +82,7 @@ def video_source(cfg: Config, image_size: int):
                             f"{cache.image_size} px but the run needs {cfg.max_frames} at {image_size} px; "
                             f"rebuild it with: glscl-lite cache frames --size {image_size} "
                             f"--max-frames {cfg.max_frames} ...")
+        cache.check_source(cfg.video_path, cfg.anno_path)  # decoded from these very videos?
         return cache
     return DecodedVideos(cfg.video_path, cfg.max_frames, image_size, cfg.video_framerate)
 
