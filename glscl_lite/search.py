@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from glscl_lite.errors import DataError, UserError
-from glscl_lite.utils import PathLike, atomic_path, write_json_atomic
+from glscl_lite.utils import PathLike, write_json_atomic
 
 INDEX_FILE = "index.json"
 INDEX_VERSION = 1
@@ -164,6 +164,9 @@ class RerankStore:
         for key, t in example.items():
             dtype = np.float16 if t.is_floating_point() else np.int8
             arrays[key] = np.lib.format.open_memmap(folder / f"{key}.npy", "w+", dtype, (n, *t.shape[1:]))
+            from glscl_lite import storage
+
+            storage.reserve(folder / f"{key}.npy", (folder / f"{key}.npy").stat().st_size)  # no SIGBUS when full
         return cls(arrays)
 
     def write(self, start: int, side: Side) -> None:
@@ -255,6 +258,29 @@ class RunEntry:
     kind: str
     params: dict = field(default_factory=dict)
     dim: int = 0
+    video_dir: Optional[str] = None
+    """Where the gallery videos were read from (their size and mtime are in ``provenance``)."""
+    provenance: Optional[dict] = None
+    """What this head's part of the index was built from (:func:`entry_fingerprint`)."""
+
+
+def entry_fingerprint(run: PathLike, checkpoint: str, video_dir: PathLike, video_ids: Sequence[str]) -> dict:
+    """The checkpoint's sha256 and the gallery videos' size and mtime."""
+    from glscl_lite import provenance
+    from glscl_lite.runs import checkpoint_path
+
+    return provenance.fingerprint(checkpoint=provenance.file_sha256(checkpoint_path(run, checkpoint)),
+                                  videos=provenance.fingerprint_videos(video_dir, video_ids))
+
+
+def check_query(query: str, k: int, candidates: int = 50) -> None:
+    """A search needs a non-empty query, ``k >= 1`` and ``candidates >= 1``."""
+    if not isinstance(query, str) or not query.strip():
+        raise UserError(f"search: the query {query!r} is empty; give the text to search for")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"search: --k {k}: the number of results must be >= 1")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise UserError(f"search: --candidates {candidates}: must be >= 1")
 
 
 class SearchIndex:
@@ -289,9 +315,23 @@ class SearchIndex:
         if e.head not in self._models:
             from glscl_lite.evaluate import load_run_model
 
+            self.check_provenance(e.head)
             model, cfg, _ = load_run_model(e.run, e.checkpoint, device="cpu")
             self._models[e.head] = (model, cfg)
         return self._models[e.head]
+
+    def check_provenance(self, head: Optional[str] = None) -> None:
+        """Refuse this head's index when its run's checkpoint or the gallery videos changed since
+        it was built (a query encoded with new weights against a gallery of old ones)."""
+        from glscl_lite import provenance
+
+        e = self._entry(head)
+        if e.provenance is None or e.video_dir is None:
+            return
+        runs_args = " ".join(f"--run {r.run}" for r in self.runs.values())
+        provenance.check(e.provenance, entry_fingerprint(e.run, e.checkpoint, e.video_dir, self.video_ids),
+                         f"{self.path} (search index, head {e.head})",
+                         f"glscl-lite index build {runs_args} --checkpoint {e.checkpoint} --out {self.path}")
 
     def coarse_index(self, head: Optional[str] = None) -> CoarseIndex:
         e = self._entry(head)
@@ -318,6 +358,7 @@ class SearchIndex:
     def search(self, query: str, k: int = 10, rerank: Optional[str] = None,
                candidates: int = 50) -> list[Hit]:
         """Top ``k`` videos for one text query (stage 1: ``candidates`` from the index)."""
+        check_query(query, k, candidates)
         e = self._entry(rerank)
         model, _ = self.model(e.head)
         text = self.encode_queries([query], e.head)
@@ -366,12 +407,15 @@ def _video_sources(model, cfg, ids: list[str], folder: Optional[Path]):
         fc = FeatureCache(cfg.feature_cache)
         try:
             fc.video_rows(ids)
-            return None, fc
         except DataError:  # some gallery videos are not cached: encode them from frames
             pass
+        else:
+            fc.check_provenance(cfg)
+            return None, fc
     if folder is None and cfg.frame_cache and Path(cfg.frame_cache, "index.json").is_file():
         cache = FrameCache(cfg.frame_cache)
         if cache.image_size == model.backbone.image_size and all(v in cache for v in ids):
+            cache.check_source(cfg.video_path, cfg.anno_path)
             return cache, None
     return DecodedVideos(folder or cfg.video_path, cfg.max_frames, model.backbone.image_size, cfg.video_framerate), None
 
@@ -390,7 +434,9 @@ def build_index(runs: Sequence[PathLike], out: PathLike, videos: Optional[PathLi
     out = Path(out)
     ids: Optional[list[str]] = None
     entries = []
-    with atomic_path(out) as tmp:
+    from glscl_lite import storage
+
+    with storage.building(out, "search index") as tmp:
         tmp.mkdir(parents=True)
         for run in runs:
             model, cfg, dev = load_run_model(run, checkpoint, device="cpu")
@@ -418,8 +464,10 @@ def build_index(runs: Sequence[PathLike], out: PathLike, videos: Optional[PathLi
             vectors = np.concatenate(coarse).astype(np.float32)
             index = CoarseIndex.build(vectors, params)
             index.save(tmp / head / "coarse.faiss")
+            video_dir = str(Path(folder or cfg.video_path).resolve())
             entries.append(asdict(RunEntry(head, str(Path(run).resolve()), checkpoint, index.kind,
-                                           asdict(index.params), int(vectors.shape[1]))))
+                                           asdict(index.params), int(vectors.shape[1]), video_dir,
+                                           entry_fingerprint(run, checkpoint, video_dir, ids))))
             del store
         (tmp / "video_ids.json").write_text(json.dumps(ids))
         meta = {"version": INDEX_VERSION, "n_videos": len(ids), "runs": entries,
@@ -431,6 +479,7 @@ def build_index(runs: Sequence[PathLike], out: PathLike, videos: Optional[PathLi
 def search(index: PathLike, query: str, k: int = 10, rerank: Optional[str] = None, candidates: int = 50,
            json_path: Optional[PathLike] = None) -> dict:
     """``glscl-lite search``: top ``k`` video ids and scores for ``query`` (also written as JSON)."""
+    check_query(query, k, candidates)
     idx = SearchIndex(index)
     t0 = time.perf_counter()
     hits = idx.search(query, k=k, rerank=rerank, candidates=candidates)

@@ -208,3 +208,38 @@ def test_gallery_from_a_list_of_ids(trained_runs, tmp_path):
     assert json.loads((tmp_path / "index" / "video_ids.json").read_text()) == ids
     hits = SearchIndex(tmp_path / "index").search("a ball", k=20)
     assert len(hits) == 10 and {h.video_id for h in hits} == set(ids)
+
+
+def test_empty_query_and_bad_k_are_errors(trained_runs, tmp_path, capsys):
+    _, runs = trained_runs
+    out = tmp_path / "index"
+    assert cli_main(["index", "build", "--run", str(runs["glscl"]), "--out", str(out), "--quiet"]) == 0
+    for query in ("", "   \t"):
+        assert cli_main(["search", "--index", str(out), query]) == 2
+        assert f"search: the query {query!r} is empty; give the text to search for" in capsys.readouterr().err
+    for k in ("0", "-1"):
+        assert cli_main(["search", "--index", str(out), "a ball", "--k", k]) == 2
+        assert f"search: --k {k}: the number of results must be >= 1" in capsys.readouterr().err
+    assert len(SearchIndex(out).search("a ball", k=1)) == 1
+
+
+def test_index_refuses_a_run_that_trained_further(trained_runs, tmp_path):
+    """Provenance: the index records the checkpoint's sha256; a newer checkpoint is refused by name."""
+    import shutil
+
+    from glscl_lite.provenance import ProvenanceError
+    from glscl_lite.search import build_index
+
+    _, runs = trained_runs
+    run = tmp_path / "run"
+    shutil.copytree(runs["glscl"], run)
+    build_index([run], tmp_path / "index")
+    assert SearchIndex(tmp_path / "index").search("a ball", k=2)
+    best = run / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=False)
+    state["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, best)  # as if the run had trained further
+    with pytest.raises(ProvenanceError, match=r"index \(search index, head glscl\): built from other inputs .*"
+                                              r"checkpoint .*best.pt: recorded sha256 \w+, now sha256 \w+.*"
+                                              r"rebuild it with: glscl-lite index build --run .*run --checkpoint best"):
+        SearchIndex(tmp_path / "index").search("a ball", k=2)
