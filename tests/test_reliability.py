@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -158,3 +159,128 @@ def test_enospc_while_saving_a_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(storage.DiskFullError, match="disk full"):
         runs.save_checkpoint({"w": torch.zeros(3)}, target)
     assert list(target.parent.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ caches
+try:
+    from data_fixtures import make_corpus, write_video
+except ImportError:  # tests/ imported as a package
+    from tests.data_fixtures import make_corpus, write_video
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("reliability"), n_train=4, n_test=2, pattern="noise")
+
+
+def test_frame_cache_of_other_videos_is_refused_by_name(tiny, tmp_path):
+    import shutil
+
+    from glscl_lite.config import Config
+    from glscl_lite.data.cache import FrameCache, build_frame_cache
+    from glscl_lite.data.splits import video_source
+    from glscl_lite.provenance import ProvenanceError
+
+    out = tmp_path / "frames"
+    build_frame_cache(tiny.all_ids, tiny.video_dir, out, max_frames=4, image_size=16, workers=1, progress=False)
+    FrameCache(out).check_source(tiny.video_dir)  # the same videos: fine
+    other = tmp_path / "other-corpus"  # same ids, other pixels
+    shutil.copytree(tiny.video_dir, other)
+    write_video(other / "video2.mp4", 30, pattern="noise", seed=99)
+    cfg = Config(anno_path=str(tiny.anno_dir), video_path=str(other), frame_cache=str(out), max_frames=4)
+    with pytest.raises(ProvenanceError, match=r"frames \(frame cache\): built from other inputs than the ones in use "
+                                              r"now \(videos video2: recorded \d+ bytes, mtime_ns \d+, now \d+ bytes, "
+                                              r"mtime_ns \d+.*\); rebuild it with: glscl-lite cache frames --anno "
+                                              r".*--videos .*other-corpus --out .*frames --size 16 --max-frames 4"):
+        video_source(cfg, 16)
+    shutil.rmtree(other)
+    shutil.copytree(tiny.video_dir, other)  # copytree keeps times and sizes: the same inputs
+    assert video_source(cfg, 16).image_size == 16
+
+
+@pytest.mark.parametrize("flag, value, message", [("--size", "0", "--size 0: image_size must be a whole number >= 1"),
+                                                  ("--max-frames", "0", "--max-frames 0: max_frames must be a whole "
+                                                                        "number >= 1")])
+def test_cache_frames_blames_the_argument(tiny, tmp_path, capsys, flag, value, message):
+    out = tmp_path / "frames"
+    assert cli_main(["cache", "frames", "--anno", str(tiny.anno_dir), "--videos", str(tiny.video_dir),
+                     "--out", str(out), flag, value, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"glscl-lite: error: {message}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frame_cache_on_a_full_disk(tiny, tmp_path, monkeypatch):
+    from glscl_lite.data.cache import build_frame_cache
+
+    need = 6 * 4 * 16 * 16 * 3
+    monkeypatch.setattr(storage, "free_bytes", lambda path: 1000)
+    with pytest.raises(storage.DiskFullError, match=rf"frames: disk full: needs .* \({need} bytes\), 1000 bytes free"):
+        build_frame_cache(tiny.all_ids, tiny.video_dir, tmp_path / "frames", max_frames=4, image_size=16,
+                          workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    def enospc(fd, offset, length):  # free space looked fine, then the allocation failed
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", enospc)
+    with pytest.raises(storage.DiskFullError, match=rf"frames.u8: disk full: needs .* \({need} bytes\)"):
+        build_frame_cache(tiny.all_ids, tiny.video_dir, tmp_path / "frames", max_frames=4, image_size=16,
+                          workers=2, progress=False)
+    assert list(tmp_path.iterdir()) == []  # no temp folder, no lock file
+
+
+def test_second_cache_builder_is_refused(tiny, tmp_path):
+    from glscl_lite.data.cache import build_frame_cache
+
+    with storage.exclusive_lock(tmp_path / ".frames.lock", "x"):
+        with pytest.raises(storage.LockedError, match=rf"frames \(frame cache\): another process \(pid {os.getpid()}\)"):
+            build_frame_cache(tiny.all_ids, tiny.video_dir, tmp_path / "frames", max_frames=2, image_size=8,
+                              workers=1, progress=False)
+
+
+_KILL_SCRIPT = r"""
+import os, sys, time
+from pathlib import Path
+marks = Path(sys.argv[2])
+
+def hang(*args, **kwargs):
+    (marks / str(os.getpid())).touch()
+    time.sleep(120)
+
+if sys.argv[1] == "cache":
+    import glscl_lite.data.cache as m
+    from glscl_lite.data.msrvtt import all_video_ids
+    m.load_clip = hang
+    m.build_frame_cache(all_video_ids(sys.argv[3]), sys.argv[4], sys.argv[5], max_frames=2, image_size=8,
+                        workers=2, progress=False)
+else:
+    import glscl_lite.data.synthetic as m
+    m.render_video = hang
+    m.generate_corpus(sys.argv[5], n_videos=24, workers=2, progress=False)
+"""
+
+
+@pytest.mark.parametrize("command", ["cache", "synth"])
+def test_workers_die_with_their_parent_and_stale_temps_go(tiny, tmp_path, command):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, command, str(marks), str(tiny.anno_dir),
+                             str(tiny.video_dir), str(out)])
+    deadline = time.time() + 60
+    while len(list(marks.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    workers = [int(p.name) for p in marks.iterdir()]
+    assert len(workers) == 2, "the pool workers did not start"
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while any(storage.pid_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(storage.pid_alive(w) for w in workers), "pool workers outlived their parent"
+    stale = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+    assert stale == [f".out.tmp-{proc.pid}"]
+    assert storage.remove_stale_temps(out) == [tmp_path / stale[0]]  # what the next build does first
+    assert not (tmp_path / stale[0]).exists()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
+import errno
 import io
 import json
 import math
@@ -48,8 +49,9 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from glscl_lite import storage
 from glscl_lite.errors import UserError
-from glscl_lite.utils import OutputError, PathLike, atomic_path, ensure_writable_dir
+from glscl_lite.utils import OutputError, PathLike, ensure_writable_dir
 
 __all__ = [
     "Background",
@@ -1303,11 +1305,20 @@ class _VideoJob:
 
 def _process_chunk(jobs: Sequence[_VideoJob], video_dir: str, size: tuple[int, int],
                    fps: int) -> list[tuple[int, list[Caption], int]]:
-    """Worker: render, encode and caption a few videos; returns (index, captions, n_frames)."""
+    """Worker: render, encode and caption a few videos; returns (index, captions, n_frames).
+    A full disk is re-raised as a plain ``OSError(ENOSPC)`` (PyAV's errors do not cross processes)."""
+    from glscl_lite.storage import is_disk_full
+
     out = []
     for job in jobs:
         frames = render_video(job.scene, size, fps)
-        encode_video(frames, Path(video_dir) / f"{job.video_id}.mp4", fps)
+        path = Path(video_dir) / f"{job.video_id}.mp4"
+        try:
+            encode_video(frames, path, fps)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+            raise
         captions = make_captions(job.scene, scene_rng(job.caption_seed[0], job.caption_seed[1], 2))
         out.append((job.index, captions, len(frames)))
     return out
@@ -1494,10 +1505,15 @@ def generate_corpus(out_dir: PathLike, n_videos: int = 48, seed: int = 0,
     results: dict[int, tuple[list[Caption], int]] = {}
 
     try:
-        with atomic_path(out) as tmp:
+        with storage.building(out, "synthetic corpus") as tmp:  # one writer; stale temps removed
             video_dir = tmp / "videos"
             video_dir.mkdir(parents=True)
-            _run_jobs(jobs, str(video_dir), size, fps, workers, progress, results)
+            try:
+                _run_jobs(jobs, str(video_dir), size, fps, workers, progress, results)
+            except OSError as exc:
+                if not storage.is_disk_full(exc):
+                    raise
+                raise storage.disk_full_error(out, _estimated_bytes(video_dir, len(jobs))) from None
             data = _annotations(params, plan, scenes, pair_of, video_ids, results, fps)
             (tmp / "MSRVTT_data.json").write_text(json.dumps(data))
             _write_csv(tmp / "MSRVTT_train.9k.csv", ["video_id"], ([video_ids[i]] for i in plan["9k"]))
@@ -1508,6 +1524,12 @@ def generate_corpus(out_dir: PathLike, n_videos: int = 48, seed: int = 0,
     except PermissionError as exc:
         raise OutputError(f"{out}: cannot write the synthetic corpus ({exc.strerror or exc})") from None
     return _summary(data, out, time.perf_counter() - start, workers, reused=False)
+
+
+def _estimated_bytes(video_dir: Path, n_videos: int) -> Optional[int]:
+    """Bytes the whole corpus needs, extrapolated from the complete videos written so far."""
+    sizes = [p.stat().st_size for p in video_dir.glob("*.mp4") if p.stat().st_size > 0]
+    return int(sum(sizes) / len(sizes) * n_videos * 1.05) if sizes else None
 
 
 def _start_method() -> str:
@@ -1534,7 +1556,8 @@ def _run_jobs(jobs: list[_VideoJob], video_dir: str, size: tuple[int, int], fps:
         chunk = max(1, min(16, len(jobs) // (workers * 8)))
         chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
         ctx = multiprocessing.get_context(_start_method())
-        with cf.ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
+                                    initializer=storage.die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_process_chunk, c, video_dir, size, fps) for c in chunks]
             try:
                 for fut in cf.as_completed(futures):
