@@ -102,8 +102,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from glscl_lite.evaluate import evaluate_run
 
     result = evaluate_run(args.run, split=args.split, dsl=args.dsl, checkpoint=args.checkpoint,
-                          json_path=args.json, ties=args.ties)
+                          json_path=args.json, ties=args.ties, probes=args.probes)
     print(json.dumps(result, indent=2))
+    if args.probes:
+        from glscl_lite.probes_eval import format_probes
+
+        print(format_probes(result), file=sys.stderr)
     return 0
 
 
@@ -241,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ties", default="official", choices=["official", "optimistic", "pessimistic"],
                    help="ranking of equal scores: official (one entry per tied position, as released), "
                         "optimistic (best tied rank), pessimistic (worst)")
+    e.add_argument("--probes", action="store_true",
+                   help="also score the diagnostic probes (moment, order, binding) of the synthetic corpus "
+                        "and report the oracle (best R@1 the test captions allow); needs DIR/probes/")
     e.add_argument("--json", type=Path, default=None)
     e.set_defaults(func=cmd_eval)
 

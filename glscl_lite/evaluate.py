@@ -143,8 +143,9 @@ def load_run_model(run_dir: PathLike, checkpoint: str = "best", device: Optional
 
 def evaluate_run(run_dir: PathLike, split: str = "test", dsl: bool = False, checkpoint: str = "best",
                  json_path: Optional[PathLike] = None, device: Optional[str] = None,
-                 ties: str = "official") -> dict[str, Any]:
-    """``glscl-lite eval``: metrics of a trained run on the test (or val) split."""
+                 ties: str = "official", probes: bool = False) -> dict[str, Any]:
+    """``glscl-lite eval``: metrics of a trained run on the test (or val) split; ``probes`` adds
+    ``"probes"`` and ``"oracle"`` of a synthetic corpus (:mod:`glscl_lite.probes_eval`)."""
     from glscl_lite.data.splits import build_splits, video_source
     from glscl_lite.errors import DataError
     from glscl_lite.features import FeatureCache
@@ -159,6 +160,11 @@ def evaluate_run(run_dir: PathLike, split: str = "test", dsl: bool = False, chec
     result = evaluate_model(model, evalset, cfg, dev, source=source, features=features, dsl=dsl or cfg.dsl,
                             ties=ties)
     result.update(checkpoint=checkpoint, ties=ties)
+    if probes:
+        from glscl_lite.probes_eval import score_probes, test_oracle
+
+        result["oracle"] = test_oracle(cfg.anno_path, evalset.captions)
+        result["probes"] = score_probes(model, cfg, dev)
     if json_path:
         write_json_atomic(json_path, result)
     return result

@@ -76,8 +76,9 @@ __all__ = [
 
 # ============================================================================ corpus settings
 GENERATOR_NAME = "glscl_lite.data.synthetic"
-GENERATOR_VERSION = 1
-"""Bumped whenever the output for a given seed changes; part of the reuse check."""
+GENERATOR_VERSION = 2
+"""Bumped whenever the output for a given seed changes; part of the reuse check.
+2: probe sets and the oracle in ``probes/`` (:mod:`glscl_lite.data.probes`)."""
 DEFAULT_SIZE: tuple[int, int] = (160, 120)
 """(width, height): 4:3 like MSR-VTT's 320x240, small for speed."""
 DEFAULT_FPS = 4
@@ -1435,7 +1436,9 @@ def _is_complete(out: Path, data: dict[str, Any], params: dict[str, Any]) -> boo
         path = videos / f"{v['video_id']}.mp4"
         if not path.is_file() or path.stat().st_size == 0:
             return False
-    return True
+    from glscl_lite.data.probes import probes_complete
+
+    return probes_complete(out)
 
 
 def _summary(data: dict[str, Any], out: Path, seconds: float, workers: int,
@@ -1521,6 +1524,9 @@ def generate_corpus(out_dir: PathLike, n_videos: int = 48, seed: int = 0,
             _write_csv(tmp / "MSRVTT_train.7k.csv", ["video_id"], ([v] for v in seven_k))
             _write_csv(tmp / "MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"],
                        _jsfusion_rows(plan["jsfusion"], video_ids, results, seed))
+            from glscl_lite.data.probes import write_probes
+
+            write_probes(tmp, seed, scenes, plan["jsfusion"], video_ids, size, fps, workers, progress)
     except PermissionError as exc:
         raise OutputError(f"{out}: cannot write the synthetic corpus ({exc.strerror or exc})") from None
     return _summary(data, out, time.perf_counter() - start, workers, reused=False)

@@ -1,0 +1,187 @@
+"""Scoring a trained model on the diagnostic probes and reporting the oracle (``eval --probes``).
+
+Metrics (all in percent):
+
+* **moment** -- text-to-video retrieval over the moment gallery (one probe video per test video):
+  ``moment``: R@1/R@5/R@10/MdR of the moment captions (true of at most 30 % of the clip);
+  ``full``: the same for whole-clip captions of the same videos.  Each comes with its ``oracle``
+  (best expected recall given how many gallery videos each caption is true of).  A model that
+  dilutes short content loses more from ``full`` to ``moment``.
+* **order** / **binding** -- pairwise accuracy over caption/video pairs ``(Ca, Va), (Cb, Vb)`` with
+  score ``s``: ``t2v`` = share of captions that score their own video above the twin
+  (``s(Ca,Va) > s(Ca,Vb)`` and ``s(Cb,Vb) > s(Cb,Va)``); ``v2t`` = share of videos that score their
+  own caption above the twin's (``s(Ca,Va) > s(Cb,Va)``, ``s(Cb,Vb) > s(Ca,Vb)``); ``acc`` = mean
+  of the two; a tie (``|difference| <= TIE_TOL``) counts 0.5.  Chance is 50 %.
+  For order pairs the input of ``Vb`` is, by default (``order_twin="reverse"``), exactly the sampled
+  frames of ``Va`` in reverse order (the ``_b`` file holds the same reversal, up to H.264 noise), so
+  any order-blind model (frame features pooled by a permutation-invariant function) gets
+  ``Va == Vb``, all ties, and exactly 50 %.
+* **oracle** -- for the run's test captions, the best expected R@1/5/10 (``min(1, k / n_true)``
+  averaged) from ``probes/oracle.json``, printed beside the model's R@1.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from glscl_lite.config import Config
+from glscl_lite.data.caption_truth import oracle_recall
+from glscl_lite.data.probes import PROBE_NAMES, load_oracle, read_probe_csv
+from glscl_lite.errors import DataError
+
+__all__ = ["TIE_TOL", "pair_accuracy", "score_probes", "test_oracle", "format_probes", "ProbeVideos"]
+
+TIE_TOL = 1e-5
+"""Score differences at most this large (times max(1, |score|)) count as ties."""
+
+
+class ProbeVideos:
+    """Video source for probe videos: decodes ``video_dir/<id>.mp4``; ids in ``reverse_of`` are the
+    time-reversed clip of another id (only the real frames are reversed; padding stays at the end).
+    Picklable (DataLoader workers)."""
+
+    def __init__(self, video_dir, max_frames: int, image_size: int, framerate: int = 1,
+                 reverse_of: Optional[dict[str, str]] = None):
+        from glscl_lite.data.cache import DecodedVideos
+
+        self.decoded = DecodedVideos(video_dir, max_frames, image_size, framerate)
+        self.max_frames, self.image_size = int(max_frames), int(image_size)
+        self.reverse_of = dict(reverse_of or {})
+
+    def __contains__(self, video_id: object) -> bool:
+        return isinstance(video_id, str) and self.reverse_of.get(video_id, video_id) in self.decoded
+
+    def get(self, video_id: str, augment=None) -> tuple[np.ndarray, np.ndarray]:
+        base = self.reverse_of.get(video_id)
+        if base is None:
+            path = self.decoded.path(video_id)
+            if not path.is_file():
+                raise DataError(f"{path}: probe video not found; regenerate the corpus with `glscl-lite synth`")
+            return self.decoded.get(video_id)
+        frames, mask = self.get(base)
+        n = int(np.asarray(mask).sum())
+        frames = frames.copy()
+        frames[:n] = frames[:n][::-1]
+        return frames, mask
+
+
+def pair_accuracy(sim: torch.Tensor, tol: float = TIE_TOL) -> dict[str, float]:
+    """Pairwise accuracy for ``sim [P, 2, 2]`` (pair, caption a/b, video a/b): ``t2v``, ``v2t``
+    and their mean ``acc`` in percent, ties count 0.5 (see the module docstring)."""
+    s = torch.as_tensor(sim, dtype=torch.float64)
+    scale = torch.clamp(s.abs().amax(dim=(1, 2)), min=1.0)
+
+    def win(good: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
+        d = good - bad
+        return torch.where(d.abs() <= tol * scale, torch.full_like(d, 0.5), (d > 0).double())
+
+    t2v = torch.cat([win(s[:, 0, 0], s[:, 0, 1]), win(s[:, 1, 1], s[:, 1, 0])])
+    v2t = torch.cat([win(s[:, 0, 0], s[:, 1, 0]), win(s[:, 1, 1], s[:, 0, 1])])
+    out = {"t2v": 100.0 * t2v.mean().item(), "v2t": 100.0 * v2t.mean().item()}
+    out["acc"] = (out["t2v"] + out["v2t"]) / 2
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def _encode(model, cfg: Config, device, captions: Sequence[str], video_ids: Sequence[str],
+            source: ProbeVideos) -> torch.Tensor:
+    """Score matrix [captions, videos] with the model's own similarity (raw tokens and frames)."""
+    from glscl_lite.data.msrvtt import Caption
+    from glscl_lite.evaluate import encode_texts, encode_videos
+
+    text = encode_texts(model, [Caption(v, c) for v, c in zip(video_ids, captions)], cfg, device)
+    video = encode_videos(model, list(dict.fromkeys(video_ids)), cfg, device, source=source)
+    return model.similarity(text, video, chunk=cfg.eval_chunk).float().cpu()
+
+
+def _score_pairs(model, cfg, device, rows: list[dict[str, str]], source: ProbeVideos) -> dict[str, Any]:
+    if len(rows) % 2:
+        raise DataError("probe pairs: odd number of rows")
+    sim = _encode(model, cfg, device, [r["sentence"] for r in rows], [r["video_id"] for r in rows], source)
+    p = len(rows) // 2
+    idx = torch.arange(p)
+    pairs = torch.stack([torch.stack([sim[2 * idx, 2 * idx], sim[2 * idx, 2 * idx + 1]], -1),
+                         torch.stack([sim[2 * idx + 1, 2 * idx], sim[2 * idx + 1, 2 * idx + 1]], -1)], 1)
+    return {**pair_accuracy(pairs), "n_pairs": p, "chance": 50.0}
+
+
+@torch.no_grad()
+def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[str] = PROBE_NAMES,
+                 order_twin: str = "reverse") -> dict[str, dict[str, Any]]:
+    """``{"moment": {...}, "order": {...}, "binding": {...}}`` for a model (eval mode) on the probes of
+    the synthetic corpus at ``corpus_dir`` (default ``cfg.anno_path``).  Texts and videos are encoded
+    from raw tokens and decoded frames (probe items are in no cache).  ``order_twin``: ``reverse``
+    (the twin's input is the base clip reversed, exact) or ``file`` (decode the ``_b`` mp4)."""
+    from glscl_lite.metrics import retrieval_metrics
+
+    corpus = Path(corpus_dir if corpus_dir is not None else cfg.anno_path)
+    was_training = model.training
+    model.eval()
+    out: dict[str, dict[str, Any]] = {}
+    size = model.backbone.image_size
+    plain = ProbeVideos(corpus / "videos", cfg.max_frames, size, cfg.video_framerate)
+    for name in names:
+        rows = read_probe_csv(corpus, name)
+        if name == "moment":
+            oracle = load_oracle(corpus).get("moment", {})
+            result: dict[str, Any] = {}
+            for kind in ("moment", "full"):
+                sel = [r for r in rows if r["kind"] == kind]
+                sim = _encode(model, cfg, device, [r["sentence"] for r in sel], [r["video_id"] for r in sel], plain)
+                result[kind] = {k: round(float(v), 3) for k, v in retrieval_metrics(sim).items()}
+                if kind in oracle:
+                    result[kind]["oracle"] = {k: oracle[kind][k] for k in ("R1", "R5", "R10")}
+            result["n_videos"] = len({r["video_id"] for r in rows})
+            out[name] = result
+        elif name in ("order", "binding"):
+            source = plain
+            if name == "order" and order_twin == "reverse":
+                source = ProbeVideos(corpus / "videos", cfg.max_frames, size, cfg.video_framerate,
+                                     reverse_of={rows[i + 1]["video_id"]: rows[i]["video_id"]
+                                                 for i in range(0, len(rows) - 1, 2)})
+            elif name == "order" and order_twin != "file":
+                raise ValueError(f"order_twin must be 'reverse' or 'file', got {order_twin!r}")
+            out[name] = _score_pairs(model, cfg, device, rows, source)
+            if name == "order":
+                out[name]["twin"] = order_twin
+        else:
+            raise ValueError(f"unknown probe {name!r}; probes are {', '.join(PROBE_NAMES)}")
+    model.train(was_training)
+    return out
+
+
+def test_oracle(corpus_dir, captions) -> dict[str, Any]:
+    """Oracle recall for ``captions`` (objects with ``video_id`` and ``caption``, e.g. a run's test
+    captions) from ``probes/oracle.json``; ``n_matched`` of them are in the oracle (the JSFUSION
+    list); others are left out and counted in ``n_unmatched``."""
+    oracle = load_oracle(corpus_dir)["test"]
+    n_true = {(c["video_id"], c["sentence"]): c["n_true"] for c in oracle["captions"]}
+    found = [n_true[(c.video_id, c.caption)] for c in captions if (c.video_id, c.caption) in n_true]
+    if not found:
+        return {"n_matched": 0, "n_unmatched": len(captions),
+                "note": "the oracle covers the JSFUSION test captions only"}
+    return {**oracle_recall(found), "n_matched": len(found), "n_unmatched": len(captions) - len(found)}
+
+
+test_oracle.__test__ = False  # not a pytest test despite the name
+
+
+def format_probes(result: dict[str, Any]) -> str:
+    """Human-readable lines: R@1 beside its oracle, then each probe."""
+    lines = []
+    oracle = result.get("oracle")
+    if oracle and "R1" in oracle and "t2v" in result:
+        lines.append(f"test t2v R@1 {result['t2v']['R1']:.1f} (oracle {oracle['R1']:.1f}; "
+                     f"captions true of {oracle['mean_n_true']:.2f} test videos on average)")
+    for name, p in result.get("probes", {}).items():
+        if name == "moment":
+            m, f = p["moment"], p["full"]
+            lines.append(f"moment: R@1 {m['R1']:.1f} (oracle {m.get('oracle', {}).get('R1', float('nan')):.1f}) "
+                         f"vs whole-clip captions R@1 {f['R1']:.1f} (oracle "
+                         f"{f.get('oracle', {}).get('R1', float('nan')):.1f}) over {p['n_videos']} videos")
+        else:
+            lines.append(f"{name}: pairwise accuracy {p['acc']:.1f} % (t2v {p['t2v']:.1f}, v2t {p['v2t']:.1f}; "
+                         f"chance 50) on {p['n_pairs']} pairs")
+    return "\n".join(lines)
