@@ -7,7 +7,11 @@ artefacts.  Every notebook's first code cell is tagged ``parameters`` and define
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -66,11 +70,57 @@ def failed_copy(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".failed.ipynb")
 
 
+_KERNEL_MANAGER = None
+
+
+def kernel_manager_class() -> type:
+    """The kernel manager :func:`execute` gives papermill: jupyter_client's ``AsyncKernelManager``
+    with two changes that keep a headless run free of alarming lines (issue 13).
+
+    * **IPC transport** (Unix sockets under the temp folder) instead of TCP on localhost.  ipykernel
+      warns "Kernel is running over TCP without encryption" for every kernel started over TCP
+      without CurveZMQ keys; a socket file readable by this user only needs neither.
+    * **No interrupt before shutdown.**  jupyter_client sends SIGINT to the kernel's process group
+      before every shutdown request; when it lands while the kernel is still handling a message,
+      ipykernel logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel" after a notebook
+      that ran fine.  Every cell has finished (or failed, or timed out) by the time papermill shuts
+      the kernel down, so the polite shutdown request is enough; a kernel that does not exit is
+      still killed after ``shutdown_wait_time``.
+    """
+    global _KERNEL_MANAGER
+    if _KERNEL_MANAGER is None:
+        from jupyter_client.manager import AsyncKernelManager
+        from traitlets import default
+
+        class HeadlessKernelManager(AsyncKernelManager):
+            @default("transport")
+            def _default_transport(self) -> str:
+                return "ipc" if os.name == "posix" else "tcp"
+
+            @default("ip")
+            def _default_ip(self) -> str:
+                if self.transport != "ipc":
+                    from jupyter_client.localinterfaces import localhost
+
+                    return localhost()
+                # socket files are "<ip>-<port>", removed at shutdown; short absolute prefix (108-byte limit)
+                return os.path.join(tempfile.gettempdir(), f"glscl-kernel-{uuid.uuid4().hex[:12]}")
+
+            async def _async_interrupt_kernel(self) -> None:
+                if self.shutting_down:  # see above: no SIGINT on the way out
+                    return
+                await super()._async_interrupt_kernel()
+
+        _KERNEL_MANAGER = HeadlessKernelManager
+    return _KERNEL_MANAGER
+
+
 def execute(path: Path, out_path: Path, parameters: dict[str, Any], timeout: int = 600,
-            kernel: str = "python3") -> Path:
+            kernel: str = "python3", progress: bool = False) -> Path:
     """Execute one notebook with papermill (working folder: the notebook's); unknown parameter
     names are an error (not a warning).  ``out_path`` appears only when every cell ran; a failed
-    run leaves its executed copy, failing cell marked, at :func:`failed_copy` instead."""
+    run leaves its executed copy, failing cell marked, at :func:`failed_copy` instead.
+    ``progress=True`` shows papermill's per-cell progress bar on stderr."""
     import papermill
 
     known = parameters_of(path)
@@ -82,8 +132,8 @@ def execute(path: Path, out_path: Path, parameters: dict[str, Any], timeout: int
     try:
         papermill.execute_notebook(
             str(path), str(partial), parameters=parameters, kernel_name=kernel,
-            cwd=str(path.parent), execution_timeout=timeout, progress_bar=False,
-            request_save_on_cell_execute=True,
+            cwd=str(path.parent), execution_timeout=timeout, progress_bar=progress,
+            request_save_on_cell_execute=True, kernel_manager_class=kernel_manager_class(),
         )
     except BaseException:
         if partial.exists():
@@ -108,15 +158,20 @@ def run_notebooks(out_dir: Path, smoke: bool = True, only: Optional[Iterable[str
     extra = {k: _convert(v) for k, v in (parameters or {}).items()}
     extra.update({k: str(Path(v).resolve()) for k, v in extra.items()  # relative to the caller, not notebooks/
                   if k in PATH_PARAMETERS and isinstance(v, str)})
-    for nb in list_notebooks(directory, only=only):
+    books = list_notebooks(directory, only=only)
+    bar = sys.stderr.isatty()  # per-cell progress bar in a terminal, plain lines in logs and CI
+    start = time.time()
+    for i, nb in enumerate(books, 1):
         params = {"smoke": smoke, **{k: v for k, v in extra.items() if k in parameters_of(nb)}}
+        print(f"[{i}/{len(books)}] {nb.name} ...", flush=True)
         t0 = time.time()
         try:
-            execute(nb, out_dir / nb.name, params, timeout=timeout)
-            print(f"ok    {nb.name}  ({time.time() - t0:.1f} s)")
+            execute(nb, out_dir / nb.name, params, timeout=timeout, progress=bar)
+            print(f"ok    {nb.name}  ({time.time() - t0:.1f} s)", flush=True)
         except Exception as exc:  # report and continue with the next notebook
             failures.append(nb.name)
             print(f"FAIL  {nb.name}  ({time.time() - t0:.1f} s): {type(exc).__name__}: "
-                  f"{str(exc).splitlines()[0] if str(exc) else ''}")
-    print(f"{len(failures)} failed" if failures else "all notebooks ran", f"-> {out_dir}")
+                  f"{str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
+    print(f"{len(failures)} failed" if failures else "all notebooks ran",
+          f"in {time.time() - start:.0f} s -> {out_dir}", flush=True)
     return failures

@@ -22,8 +22,12 @@ import math
 import os
 import random
 import re
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -115,6 +119,51 @@ def _diagnose_unopenable(path: Path, exc: BaseException) -> str:
     return f"corrupt or truncated video (cannot open: {_short_error(exc)})"
 
 
+# decord's own C++ logger (not FFmpeg's, which _decord() silences) prints
+# "[hh:mm:ss] .../video_reader.cc:NN: ERROR opening: FILE, REASON" straight onto the process's stderr
+# before it raises.  The DataError raised below names the file and the reason, so that line is only
+# noise (issue 13: it looked like a failure in notebook 01's deliberately broken corpus).  While a
+# video is being opened, file descriptor 2 goes to a temporary file; afterwards everything in it is
+# written back except decord's "ERROR opening" lines.  A use count makes this safe for the
+# thread pool of ``data check``: the first opener redirects, the last one restores and replays.
+_DECORD_OPEN_ERROR = re.compile(rb"\[[\d:]+\] [^\n]*video_reader\.cc:\d+: ERROR opening[^\n]*\n?")
+_STDERR_LOCK = threading.Lock()
+_stderr_users = 0
+_stderr_saved: Optional[tuple] = None  # (dup of the real fd 2, temporary file)
+
+
+@contextmanager
+def _decord_open_errors_dropped() -> Iterator[None]:
+    global _stderr_users, _stderr_saved
+    with _STDERR_LOCK:
+        if _stderr_users == 0:
+            try:
+                if sys.stderr is not None:
+                    sys.stderr.flush()
+                tmp = tempfile.TemporaryFile()
+                saved = os.dup(2)
+                os.dup2(tmp.fileno(), 2)
+                _stderr_saved = (saved, tmp)
+            except (OSError, ValueError):  # no usable fd 2: nothing to filter
+                _stderr_saved = None
+        _stderr_users += 1
+    try:
+        yield
+    finally:
+        with _STDERR_LOCK:
+            _stderr_users -= 1
+            if _stderr_users == 0 and _stderr_saved is not None:
+                saved, tmp = _stderr_saved
+                _stderr_saved = None
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                rest = _DECORD_OPEN_ERROR.sub(b"", tmp.read())
+                tmp.close()
+                if rest:
+                    os.write(2, rest)
+
+
 def _open_reader(path: PathLike):
     """Open ``path`` with decord; DataError naming the file and the reason on failure."""
     path = Path(path)
@@ -124,7 +173,8 @@ def _open_reader(path: PathLike):
         raise DataError(f"{path}: empty file (0 bytes)")
     decord = _decord()
     try:
-        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        with _decord_open_errors_dropped():
+            vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except Exception as exc:  # DECORDError and RuntimeError
         raise DataError(f"{path}: {_diagnose_unopenable(path, exc)}") from None
     n = len(vr)
@@ -146,9 +196,8 @@ def read_frames(path: PathLike, max_frames: int = 12, framerate: int = 1) -> tup
     idx = sample_frame_indices(n_total, fps, max_frames=max_frames, framerate=framerate)
     try:
         frames = vr.get_batch(idx.tolist()).asnumpy()
-    except Exception as exc:
-        raise DataError(f"{Path(path)}: corrupt or truncated video (cannot decode frames "
-                        f"{idx.tolist()} of {n_total}: {_short_error(exc)})") from None
+    except Exception as exc:  # decord cannot copy frames narrower than its row alignment (1x1): PyAV can
+        frames = _decode_with_av(path, idx, n_total, exc)
     finally:
         del vr
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(idx):
@@ -171,11 +220,39 @@ def probe_video(path: PathLike, max_frames: int = 12, framerate: int = 1) -> dic
         if frames.shape[0] != len(probe):
             raise RuntimeError(f"got {frames.shape[0]} frames for {len(probe)} indices")
     except Exception as exc:
-        raise DataError(f"{Path(path)}: corrupt or truncated video (cannot decode frames "
-                        f"{probe} of {n_total}: {_short_error(exc)})") from None
+        _decode_with_av(path, np.asarray(probe), n_total, exc)
+    try:
+        intervals = np.diff(np.asarray(vr.get_frame_timestamp(list(range(n_total))))[:, 0]) if n_total > 2 else None
+    except Exception:  # no timestamps: nothing to say about the frame rate
+        intervals = None
     finally:
         del vr
-    return {"frames": n_total, "fps": fps, "sampled": int(len(idx))}
+    info = {"frames": n_total, "fps": fps, "sampled": int(len(idx)), "variable_fps": False}
+    if intervals is not None and len(intervals) and intervals.min() > 0 and intervals.max() > 1.5 * intervals.min():
+        info.update(variable_fps=True, interval_min=float(intervals.min()), interval_max=float(intervals.max()))
+    return info
+
+
+def _decode_with_av(path: PathLike, idx: np.ndarray, n_total: int, decord_error: BaseException) -> np.ndarray:
+    """Frames ``idx`` (uint8 [n, H, W, 3] RGB) decoded with PyAV, for files decord opens but cannot
+    copy out (e.g. a valid 1x1 video); the "corrupt or truncated" DataError when PyAV fails too."""
+    wanted = {int(i): k for k, i in enumerate(np.asarray(idx).tolist())}
+    out: list = [None] * len(wanted)
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in wanted:
+                    out[wanted[i]] = frame.to_ndarray(format="rgb24")
+                if i >= max(wanted):
+                    break
+    except Exception:
+        pass
+    if any(f is None for f in out):
+        raise DataError(f"{Path(path)}: corrupt or truncated video (cannot decode frames "
+                        f"{sorted(wanted)} of {n_total}: {_short_error(decord_error)})") from None
+    return np.stack(out).astype(np.uint8, copy=False)
 
 
 # ---------------------------------------------------------------------------------- preprocessing

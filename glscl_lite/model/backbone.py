@@ -14,6 +14,7 @@ The patch-embedding convolution is frozen, as in the official code.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -29,13 +30,27 @@ TINY = "glscl-tiny"
 _registered = False
 
 
+class _RandomInitNotice(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded for model ... Model initialized randomly."
+
+    open_clip logs it on the root logger whenever ``pretrained`` is None.  Here that is always the
+    caller's choice (random CPU and speed-measurement models; the ``synthetic`` stand-in loads its
+    weights right after), so the warning only alarmed readers (issue 13: five times in notebook 08).
+    Every other open_clip message, e.g. about partially loaded weights, still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded for model")
+
+
 def register_configs() -> None:
-    """Register the project's open_clip JSON configs (``glscl-tiny``) once."""
+    """Register the project's open_clip JSON configs (``glscl-tiny``) once, and silence open_clip's
+    random-initialisation notice (see :class:`_RandomInitNotice`)."""
     global _registered
     if not _registered:
         import open_clip
 
         open_clip.add_model_config(CONFIG_DIR)
+        logging.getLogger().addFilter(_RandomInitNotice())
         _registered = True
 
 
