@@ -36,8 +36,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from glscl_lite.data.msrvtt import check_dataset
 
+    notes: list[str] = []
     problems = check_dataset(args.anno, args.videos, max_frames=args.max_frames,
-                             decode=not args.no_decode, progress=not args.quiet)
+                             decode=not args.no_decode, progress=not args.quiet, notes=notes)
+    for line in notes:  # not problems (exit status unchanged): e.g. a variable frame rate
+        print(f"note: {line}", file=sys.stderr)
     for line in problems:
         print(line)
     if problems:

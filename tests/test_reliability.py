@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -284,3 +285,90 @@ def test_workers_die_with_their_parent_and_stale_temps_go(tiny, tmp_path, comman
     assert stale == [f".out.tmp-{proc.pid}"]
     assert storage.remove_stale_temps(out) == [tmp_path / stale[0]]  # what the next build does first
     assert not (tmp_path / stale[0]).exists()
+
+
+def test_synth_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    import glscl_lite.data.synthetic as synthetic
+
+    calls = []
+
+    def encode(frames, path, fps):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")  # what PyAV raises (av.error.OSError)
+        Path(path).write_bytes(b"x" * 1000)
+
+    monkeypatch.setattr(synthetic, "encode_video", encode)
+    out = tmp_path / "corpus"
+    with pytest.raises(storage.DiskFullError, match=r"corpus: disk full: needs 16.4 KiB \(16800 bytes\), .* free"):
+        synthetic.generate_corpus(out, n_videos=16, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []  # no corpus, no temp folder, no lock
+
+
+# --------------------------------------------------------------------------------- data check
+def test_data_check_reports_duplicates(tmp_path, capsys):
+    import shutil
+
+    c = make_corpus(tmp_path / "c", n_train=3, n_test=2)
+    anno = c.anno_dir / "MSRVTT_data.json"
+    assert cli_main(["data", "check", "--anno", str(c.anno_dir), "--videos", str(c.video_dir), "--quiet",
+                     "--no-decode"]) == 0
+    capsys.readouterr()
+    data = json.loads(anno.read_text())
+    data["videos"].append(dict(data["videos"][1]))                          # video1 listed twice
+    data["sentences"].append({**data["sentences"][4], "caption": "another"})  # sen_id 4 again
+    anno.write_text(json.dumps(data))
+    test_csv = c.anno_dir / "MSRVTT_JSFUSION_test.csv"
+    lines = test_csv.read_text().splitlines()
+    test_csv.write_text("\n".join(lines + [lines[1]]) + "\n")               # first test row again
+    assert cli_main(["data", "check", "--anno", str(c.anno_dir), "--videos", str(c.video_dir), "--quiet",
+                     "--no-decode"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    n = len(data["sentences"]) - 1
+    assert out == [f"{anno}: sentences[{n}]: repeated sen_id 4 (first at sentences[4])",
+                   f"{anno}: videos[{len(data['videos']) - 1}]: video video1 is listed again (first at videos[1])",
+                   f"{test_csv}: row 3 (line 4): repeats row 1 (video video3, same caption)"]
+    shutil.rmtree(tmp_path / "c")
+
+
+def test_data_check_notes_a_variable_frame_rate_and_reads_a_1x1_video(tmp_path, capsys):
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from glscl_lite.data.video import load_clip
+
+    c = make_corpus(tmp_path / "c", n_train=3, n_test=2)
+    vfr = c.video_dir / "video0.mp4"
+    with av.open(str(vfr), "w") as out:  # 20 frames 50 ms apart, then 20 frames 250 ms apart
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(40):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            t += 50 if i < 20 else 250
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    one = c.video_dir / "video1.mp4"
+    with av.open(str(one), "w") as out:  # a valid 1x1 video (decord opens it but cannot copy its frames)
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 1, 1, "yuv444p"
+        for i in range(25):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((1, 1, 3), 9 * i, np.uint8), format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    assert cli_main(["data", "check", "--anno", str(c.anno_dir), "--videos", str(c.video_dir), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    notes = [ln for ln in captured.err.splitlines() if ln.startswith("note:")]
+    assert notes == [f"note: video0: {vfr}: variable frame rate (frame intervals 0.050-0.250 s); frames are "
+                     "sampled at the average 7.34 fps, as the official loader does"]
+    frames, mask = load_clip(one, max_frames=4, image_size=8)  # 2.5 s at 10 fps: frames 0, 10, 20
+    assert mask.tolist() == [1, 1, 1, 0]
+    assert [int(frames[k].mean()) for k in range(3)] == pytest.approx([0, 90, 180], abs=3)

@@ -26,7 +26,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from glscl_lite.errors import DataError
 from glscl_lite.utils import ensure_writable_dir, write_text_atomic
@@ -79,8 +79,12 @@ def _annotation_path(anno_dir: PathLike) -> Path:
     return p if p.suffix == ".json" else p / ANNOTATION_JSON
 
 
-def _scan_annotations(path: Path) -> tuple[Optional[MSRVTTAnnotations], list[str]]:
-    """Parse MSRVTT_data.json, collecting every problem instead of stopping at the first."""
+def _scan_annotations(path: Path, duplicates: Optional[list[str]] = None
+                      ) -> tuple[Optional[MSRVTTAnnotations], list[str]]:
+    """Parse MSRVTT_data.json, collecting every problem instead of stopping at the first.
+
+    ``duplicates``: when a list, a video listed twice in ``videos`` and a repeated ``sen_id`` are
+    appended to it (``data check`` reports them: they change training and test counts)."""
     if not path.is_file():
         return None, [f"{path}: file not found"]
     try:
@@ -95,12 +99,19 @@ def _scan_annotations(path: Path) -> tuple[Optional[MSRVTTAnnotations], list[str
     problems: list[str] = []
     by_video: dict[str, list[str]] = {}
     sen_by_video: dict[str, list[Optional[int]]] = {}
+    first_sen: dict[Any, int] = {}
     for i, s in enumerate(data["sentences"]):
         if not isinstance(s, dict):
             problems.append(f"{path}: sentences[{i}]: not an object ({type(s).__name__})")
             continue
         sen_id = s.get("sen_id")
         where = f"{path}: sentences[{i}] (sen_id {sen_id})" if sen_id is not None else f"{path}: sentences[{i}]"
+        if duplicates is not None and sen_id is not None and isinstance(sen_id, (int, str)):
+            if sen_id in first_sen:
+                duplicates.append(f"{path}: sentences[{i}]: repeated sen_id {sen_id} (first at "
+                                  f"sentences[{first_sen[sen_id]}])")
+            else:
+                first_sen[sen_id] = i
         vid = s.get("video_id")
         cap = s.get("caption")
         if not isinstance(vid, str) or not vid.strip():
@@ -126,6 +137,11 @@ def _scan_annotations(path: Path) -> tuple[Optional[MSRVTTAnnotations], list[str
             if not isinstance(v, dict) or not isinstance(v.get("video_id"), str):
                 problems.append(f"{path}: videos[{i}]: not an object with a string video_id")
                 continue
+            if duplicates is not None and v["video_id"] in videos:
+                first = next(j for j, w in enumerate(raw_videos)
+                             if isinstance(w, dict) and w.get("video_id") == v["video_id"])
+                duplicates.append(f"{path}: videos[{i}]: video {v['video_id']} is listed again "
+                                  f"(first at videos[{first}])")
             videos[v["video_id"]] = v
     return MSRVTTAnnotations(path, by_video, sen_by_video, videos), problems
 
@@ -204,10 +220,19 @@ def _scan_video_list(path: Path) -> tuple[list[str], list[str]]:
     return ids, problems
 
 
-def _scan_caption_csv(path: Path) -> tuple[list[Caption], list[str]]:
+def _scan_caption_csv(path: Path, duplicates: Optional[list[str]] = None) -> tuple[list[Caption], list[str]]:
+    """Captions of a JSFUSION-format CSV; ``duplicates`` (a list) collects repeated rows."""
     _, rows, problems = _read_csv_rows(path, ("video_id", "sentence"))
     out = []
+    first: dict[tuple[str, str], int] = {}
     for row_no, line, rec in rows:
+        if duplicates is not None:
+            key = (rec["video_id"].strip(), rec["sentence"])
+            if key in first:
+                duplicates.append(f"{path}: row {row_no} (line {line}): repeats row {first[key]} "
+                                  f"(video {key[0]}, same caption)")
+                continue
+            first[key] = row_no
         vid = rec["video_id"].strip()
         sentence = rec["sentence"]
         if not vid:
@@ -400,34 +425,43 @@ def all_video_ids(anno_dir: PathLike) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ check
-def _probe_one(args: tuple[str, Path, int]) -> Optional[str]:
+def _probe_one(args: tuple[str, Path, int]) -> tuple[Optional[str], Optional[str]]:
+    """``(problem, note)`` of one video: a note for a variable frame rate (sampled at the average)."""
     from glscl_lite.data.video import probe_video
 
     vid, path, max_frames = args
     try:
-        probe_video(path, max_frames=max_frames)
+        info = probe_video(path, max_frames=max_frames)
     except DataError as exc:
-        return f"{vid}: {exc}"
+        return f"{vid}: {exc}", None
     except Exception as exc:  # never let one odd file stop the whole check
-        return f"{vid}: {path}: unexpected error while decoding ({type(exc).__name__}: {exc})"
-    return None
+        return f"{vid}: {path}: unexpected error while decoding ({type(exc).__name__}: {exc})", None
+    if info.get("variable_fps"):
+        return None, (f"{vid}: {path}: variable frame rate (frame intervals {info['interval_min']:.3f}-"
+                      f"{info['interval_max']:.3f} s); frames are sampled at the average {info['fps']:.2f} fps, "
+                      "as the official loader does")
+    return None, None
 
 
 def check_dataset(anno_dir: PathLike, video_dir: PathLike, max_frames: int = 12, decode: bool = True,
-                  progress: bool = True, workers: Optional[int] = None) -> list[str]:
+                  progress: bool = True, workers: Optional[int] = None,
+                  notes: Optional[list[str]] = None) -> list[str]:
     """Every problem of an MSR-VTT folder pair, one line each: ``"<file or id>: <reason>"``.
 
     Checks MSRVTT_data.json (parses; every sentence has a video_id and a non-empty string caption),
     every split CSV present (``MSRVTT_train.9k.csv`` and ``MSRVTT_JSFUSION_test.csv`` are required),
     that training / validation ids have captions in the json, and that every split video exists
     and (``decode=True``) opens and decodes (first and last sampled frame, in a thread pool).
-    A video shorter than ``max_frames`` seconds is fine (padded and masked).  Empty list = OK.
+    A video shorter than ``max_frames`` seconds is fine (padded and masked).  Duplicates are
+    problems too: a video listed twice or a repeated ``sen_id`` in the json, a repeated row of a
+    caption CSV.  ``notes`` (a list) receives remarks that are not problems: videos with a variable
+    frame rate (sampled at their average fps, as the official loader does).  Empty list = OK.
     """
     anno_dir, video_dir = Path(anno_dir), Path(video_dir)
     problems: list[str] = []
     if not anno_dir.is_dir():
         return [f"{anno_dir}: annotation folder not found"]
-    anno, p = _scan_annotations(anno_dir / ANNOTATION_JSON)
+    anno, p = _scan_annotations(anno_dir / ANNOTATION_JSON, duplicates=problems)
     problems += p
     if anno is not None:
         for vid, meta in anno.videos.items():
@@ -447,7 +481,7 @@ def check_dataset(anno_dir: PathLike, video_dir: PathLike, max_frames: int = 12,
         for v in ids:
             needed.setdefault(v, None)
     for path in caps:
-        cs, p = _scan_caption_csv(path)
+        cs, p = _scan_caption_csv(path, duplicates=problems)
         problems += p
         for c in cs:
             needed.setdefault(c.video_id, None)
@@ -467,8 +501,10 @@ def check_dataset(anno_dir: PathLike, video_dir: PathLike, max_frames: int = 12,
         n_workers = workers or min(8, 2 * (os.cpu_count() or 1), len(present))
         with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
             results = pool.map(_probe_one, present)
-            for r in tqdm(results, total=len(present), desc="decode check", disable=not progress,
-                          unit="video"):
-                if r:
-                    problems.append(r)
+            for problem, note in tqdm(results, total=len(present), desc="decode check", disable=not progress,
+                                      unit="video"):
+                if problem:
+                    problems.append(problem)
+                if note and notes is not None:
+                    notes.append(note)
     return problems

@@ -210,7 +210,10 @@ def probe_video(path: PathLike, max_frames: int = 12, framerate: int = 1) -> dic
 
     Returns ``{"frames": total frames, "fps": fps, "sampled": number of sampled frames}``;
     raises :class:`DataError` like :func:`read_frames`.  Reading the last sampled frame catches
-    files whose index claims more frames than the data holds (truncated downloads).
+    files whose index claims more frames than the data holds (truncated downloads).  A variable
+    frame rate (frame intervals differing by more than 1.5x) adds ``"variable_fps": True`` and
+    ``"interval_min"`` / ``"interval_max"`` (seconds); sampling still uses the average fps, as the
+    official loader does.  Frames decord cannot copy out (a valid 1x1 video) are decoded with PyAV.
     """
     vr, n_total, fps = _open_reader(path)
     idx = sample_frame_indices(n_total, fps, max_frames=max_frames, framerate=framerate)
@@ -227,7 +230,7 @@ def probe_video(path: PathLike, max_frames: int = 12, framerate: int = 1) -> dic
         intervals = None
     finally:
         del vr
-    info = {"frames": n_total, "fps": fps, "sampled": int(len(idx)), "variable_fps": False}
+    info = {"frames": n_total, "fps": fps, "sampled": int(len(idx))}  # + variable_fps etc. when so
     if intervals is not None and len(intervals) and intervals.min() > 0 and intervals.max() > 1.5 * intervals.min():
         info.update(variable_fps=True, interval_min=float(intervals.min()), interval_max=float(intervals.max()))
     return info
