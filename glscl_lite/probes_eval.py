@@ -32,7 +32,8 @@ from glscl_lite.data.caption_truth import oracle_recall
 from glscl_lite.data.probes import PROBE_NAMES, load_oracle, read_probe_csv
 from glscl_lite.errors import DataError
 
-__all__ = ["TIE_TOL", "pair_accuracy", "score_probes", "test_oracle", "format_probes", "ProbeVideos"]
+__all__ = ["TIE_TOL", "pair_accuracy", "score_probes", "test_oracle", "format_probes", "ProbeVideos",
+           "ProbeFeatures"]
 
 TIE_TOL = 1e-5
 """Score differences at most this large (times max(1, |score|)) count as ties."""
@@ -85,21 +86,130 @@ def pair_accuracy(sim: torch.Tensor, tol: float = TIE_TOL) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+class ProbeFeatures:
+    """Frozen-CLIP outputs of every probe video and caption, computed once per backbone.
+
+    The same reading interface as :class:`glscl_lite.features.FeatureCache` (``video_rows``,
+    ``caption_rows``, ``videos``, ``texts``), so :func:`score_probes` can score many heads that share
+    one frozen backbone (an ablation grid) without decoding and encoding ~3 probe videos per test
+    video for every cell.  The order twin ``_b`` holds ``_a``'s frame features reversed (exact:
+    the image tower sees one frame at a time).  ``backbone_checksum`` is checked against the model's
+    backbone before scoring; a mismatch is refused by name.
+    """
+
+    def __init__(self, video_ids: list[str], captions: list[tuple[str, str]], arrays: dict[str, torch.Tensor],
+                 backbone_checksum: str, corpus_dir: str):
+        self.video_ids, self.captions = list(video_ids), list(captions)
+        self.arrays, self.backbone_checksum, self.corpus_dir = arrays, backbone_checksum, corpus_dir
+        self._vpos = {v: i for i, v in enumerate(self.video_ids)}
+        self._cpos = {c: i for i, c in enumerate(self.captions)}
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, model, cfg: Config, device, corpus_dir=None) -> "ProbeFeatures":
+        """Encode every probe item of the corpus with ``model``'s backbone (patch tokens too when the
+        model's head scores them)."""
+        from torch.utils.data import DataLoader
+
+        from glscl_lite.data.dataset import VideoDataset
+        from glscl_lite.data.text import tokenize
+        from glscl_lite.features import backbone_checksum
+
+        corpus = Path(corpus_dir if corpus_dir is not None else cfg.anno_path)
+        rows = {name: read_probe_csv(corpus, name) for name in PROBE_NAMES}
+        twins = {r2["video_id"]: r1["video_id"] for r1, r2 in zip(rows["order"][::2], rows["order"][1::2])}
+        ids = list(dict.fromkeys(r["video_id"] for name in PROBE_NAMES for r in rows[name]
+                                 if r["video_id"] not in twins))
+        source = ProbeVideos(corpus / "videos", cfg.max_frames, model.backbone.image_size, cfg.video_framerate)
+        was_training = model.training
+        model.eval()
+        frames, masks, patches = [], [], []
+        loader = DataLoader(VideoDataset(ids, source), batch_size=cfg.batch_size_val, shuffle=False,
+                            num_workers=cfg.workers)
+        for b in loader:
+            mask = b["video_mask"].to(device)
+            f, p = model.frame_and_patch_features(b["video"].to(device), mask)
+            frames.append(f.float().cpu())
+            masks.append(mask.cpu())
+            if p is not None:
+                patches.append(p.half().cpu())
+        arrays = {"frame_feats": torch.cat(frames), "video_mask": torch.cat(masks)}
+        if patches:
+            arrays["patch_feats"] = torch.cat(patches)
+        pos = {v: i for i, v in enumerate(ids)}
+        extra = {k: [] for k in arrays}
+        for twin, base in twins.items():  # the reversed twin: the base's valid frames in reverse order
+            i, n = pos[base], int(arrays["video_mask"][pos[base]].sum())
+            for k in arrays:
+                x = arrays[k][i].clone()
+                if k != "video_mask":
+                    x[:n] = x[:n].flip(0)
+                extra[k].append(x)
+        if twins:
+            arrays = {k: torch.cat([arrays[k], torch.stack(extra[k])]) for k in arrays}
+        captions = list(dict.fromkeys((r["video_id"], r["sentence"]) for name in PROBE_NAMES for r in rows[name]))
+        sent, words, tmask = [], [], []
+        for s in range(0, len(captions), cfg.batch_size_val):
+            ids_, m = tokenize([c for _, c in captions[s:s + cfg.batch_size_val]], cfg.max_words)
+            se, wo = model.text_tokens(ids_.to(device), m.to(device))
+            sent.append(se.cpu())
+            words.append(wo.cpu())
+            tmask.append(m)
+        arrays.update(sentence=torch.cat(sent), words=torch.cat(words), text_mask=torch.cat(tmask))
+        model.train(was_training)
+        return cls(ids + list(twins), captions, arrays, backbone_checksum(model.backbone), str(corpus))
+
+    def check(self, model) -> None:
+        from glscl_lite.features import backbone_checksum
+
+        if backbone_checksum(model.backbone) != self.backbone_checksum:
+            raise DataError(f"probe features of {self.corpus_dir} were encoded with other CLIP weights "
+                            f"({self.backbone_checksum}); build them with this model's backbone")
+
+    @property
+    def patch_feats(self):
+        return self.arrays.get("patch_feats")
+
+    def video_rows(self, video_ids: list[str]) -> np.ndarray:
+        try:
+            return np.asarray([self._vpos[v] for v in video_ids])
+        except KeyError as exc:
+            raise DataError(f"probe video {exc.args[0]} has no features here") from None
+
+    def caption_rows(self, captions) -> np.ndarray:
+        try:
+            return np.asarray([self._cpos[(c.video_id, c.caption)] for c in captions])
+        except KeyError as exc:
+            raise DataError(f"probe caption {exc.args[0]!r} has no features here") from None
+
+    def videos(self, rows) -> dict[str, torch.Tensor]:
+        rows = torch.as_tensor(np.asarray(rows))
+        keys = ("frame_feats", "video_mask", "patch_feats")
+        return {k: self.arrays[k][rows] for k in keys if k in self.arrays}
+
+    def texts(self, rows) -> dict[str, torch.Tensor]:
+        rows = torch.as_tensor(np.asarray(rows))
+        return {k: self.arrays[k][rows] for k in ("sentence", "words", "text_mask")}
+
+
 def _encode(model, cfg: Config, device, captions: Sequence[str], video_ids: Sequence[str],
-            source: ProbeVideos) -> torch.Tensor:
-    """Score matrix [captions, videos] with the model's own similarity (raw tokens and frames)."""
+            source: ProbeVideos, features: Optional[ProbeFeatures] = None) -> torch.Tensor:
+    """Score matrix [captions, videos] with the model's own similarity (raw tokens and frames, or
+    the precomputed backbone outputs in ``features``)."""
     from glscl_lite.data.msrvtt import Caption
     from glscl_lite.evaluate import encode_texts, encode_videos
 
-    text = encode_texts(model, [Caption(v, c) for v, c in zip(video_ids, captions)], cfg, device)
-    video = encode_videos(model, list(dict.fromkeys(video_ids)), cfg, device, source=source)
+    text = encode_texts(model, [Caption(v, c) for v, c in zip(video_ids, captions)], cfg, device, features)
+    video = encode_videos(model, list(dict.fromkeys(video_ids)), cfg, device, source=source, features=features)
     return model.similarity(text, video, chunk=cfg.eval_chunk).float().cpu()
 
 
-def _score_pairs(model, cfg, device, rows: list[dict[str, str]], source: ProbeVideos) -> dict[str, Any]:
+def _score_pairs(model, cfg, device, rows: list[dict[str, str]], source: ProbeVideos,
+                 features: Optional[ProbeFeatures] = None) -> dict[str, Any]:
     if len(rows) % 2:
         raise DataError("probe pairs: odd number of rows")
-    sim = _encode(model, cfg, device, [r["sentence"] for r in rows], [r["video_id"] for r in rows], source)
+    sim = _encode(model, cfg, device, [r["sentence"] for r in rows], [r["video_id"] for r in rows], source,
+                  features)
     p = len(rows) // 2
     idx = torch.arange(p)
     pairs = torch.stack([torch.stack([sim[2 * idx, 2 * idx], sim[2 * idx, 2 * idx + 1]], -1),
@@ -109,14 +219,19 @@ def _score_pairs(model, cfg, device, rows: list[dict[str, str]], source: ProbeVi
 
 @torch.no_grad()
 def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[str] = PROBE_NAMES,
-                 order_twin: str = "reverse") -> dict[str, dict[str, Any]]:
+                 order_twin: str = "reverse", features: Optional[ProbeFeatures] = None) -> dict[str, dict[str, Any]]:
     """``{"moment": {...}, "order": {...}, "binding": {...}}`` for a model (eval mode) on the probes of
     the synthetic corpus at ``corpus_dir`` (default ``cfg.anno_path``).  Texts and videos are encoded
-    from raw tokens and decoded frames (probe items are in no cache).  ``order_twin``: ``reverse``
-    (the twin's input is the base clip reversed, exact) or ``file`` (decode the ``_b`` mp4)."""
+    from raw tokens and decoded frames (probe items are in no cache), or read from ``features``
+    (:meth:`ProbeFeatures.build`, once per frozen backbone).  ``order_twin``: ``reverse`` (the twin's
+    input is the base clip reversed, exact) or ``file`` (decode the ``_b`` mp4; not with features)."""
     from glscl_lite.metrics import retrieval_metrics
 
     corpus = Path(corpus_dir if corpus_dir is not None else cfg.anno_path)
+    if features is not None:
+        features.check(model)
+        if order_twin != "reverse":
+            raise ValueError("probe features hold the reversed twin; use order_twin='reverse' with them")
     was_training = model.training
     model.eval()
     out: dict[str, dict[str, Any]] = {}
@@ -129,7 +244,8 @@ def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[st
             result: dict[str, Any] = {}
             for kind in ("moment", "full"):
                 sel = [r for r in rows if r["kind"] == kind]
-                sim = _encode(model, cfg, device, [r["sentence"] for r in sel], [r["video_id"] for r in sel], plain)
+                sim = _encode(model, cfg, device, [r["sentence"] for r in sel], [r["video_id"] for r in sel], plain,
+                              features)
                 result[kind] = {k: round(float(v), 3) for k, v in retrieval_metrics(sim).items()}
                 if kind in oracle:
                     result[kind]["oracle"] = {k: oracle[kind][k] for k in ("R1", "R5", "R10")}
@@ -143,7 +259,7 @@ def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[st
                                                  for i in range(0, len(rows) - 1, 2)})
             elif name == "order" and order_twin != "file":
                 raise ValueError(f"order_twin must be 'reverse' or 'file', got {order_twin!r}")
-            out[name] = _score_pairs(model, cfg, device, rows, source)
+            out[name] = _score_pairs(model, cfg, device, rows, source, features)
             if name == "order":
                 out[name]["twin"] = order_twin
         else:

@@ -307,3 +307,26 @@ def test_eval_probes_cli_json(tmp_path, smoke_overrides, capsys):
     assert res["oracle"]["n_matched"] == res["n_texts"] and 0 < res["oracle"]["R1"] <= 100
     err = capsys.readouterr().err
     assert "oracle" in err and "order: pairwise accuracy" in err
+
+
+def test_probe_features_score_like_raw_encoding_and_refuse_other_weights(corpus):
+    from glscl_lite.config import load_config
+    from glscl_lite.model import GLSCL
+    from glscl_lite.probes_eval import ProbeFeatures, _encode
+
+    cfg = load_config("smoke", [f"anno_path={corpus}", f"video_path={corpus / 'videos'}"])
+    torch.manual_seed(0)
+    model = GLSCL(cfg).eval()
+    dev = torch.device("cpu")
+    feats = ProbeFeatures.build(model, cfg, dev)
+    rows = read_probe_csv(corpus, "order")
+    caps, vids = [r["sentence"] for r in rows], [r["video_id"] for r in rows]
+    reverse = {b["video_id"]: a["video_id"] for a, b in zip(rows[::2], rows[1::2])}
+    raw = _encode(model, cfg, dev, caps, vids, ProbeVideos(corpus / "videos", cfg.max_frames, 64, reverse_of=reverse))
+    cached = _encode(model, cfg, dev, caps, vids, None, feats)
+    assert torch.allclose(raw, cached, atol=1e-4)
+    got = score_probes(model, cfg, dev, features=feats)
+    assert set(got) == set(PROBE_NAMES) and got["order"]["n_pairs"] == len(rows) // 2
+    torch.manual_seed(1)
+    with pytest.raises(DataError, match="other CLIP weights"):
+        score_probes(GLSCL(cfg).eval(), cfg, dev, features=feats)
