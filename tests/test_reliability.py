@@ -372,3 +372,67 @@ def test_data_check_notes_a_variable_frame_rate_and_reads_a_1x1_video(tmp_path, 
     frames, mask = load_clip(one, max_frames=4, image_size=8)  # 2.5 s at 10 fps: frames 0, 10, 20
     assert mask.tolist() == [1, 1, 1, 0]
     assert [int(frames[k].mean()) for k in range(3)] == pytest.approx([0, 90, 180], abs=3)
+
+
+# ------------------------------------------------------------------- provenance per artefact type
+def _touch_later(path):
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    return st
+
+
+def test_feature_cache_refuses_edited_annotations(tmp_path, smoke_overrides):
+    from glscl_lite.features import FeatureCache, build_feature_cache
+    from glscl_lite.provenance import ProvenanceError
+
+    cfg = load_config("smoke", smoke_overrides + ["freeze_backbone=True"])
+    build_feature_cache(cfg, tmp_path / "feats", progress=False)
+    cache = FeatureCache(tmp_path / "feats")
+    cache.check_provenance(cfg)
+    anno = cfg.resolve("MSRVTT_data.json")
+    st = _touch_later(anno)
+    try:
+        with pytest.raises(ProvenanceError, match=r"feats \(feature cache\): built from other inputs than the ones in "
+                                                  r"use now \(annotations MSRVTT_data.json: recorded \d+ bytes, "
+                                                  r"mtime_ns \d+, now \d+ bytes, mtime_ns \d+\); rebuild it with: "
+                                                  r"glscl-lite cache features --config CONFIG"):
+            train(cfg, FAST + [f"feature_cache={tmp_path / 'feats'}"], tmp_path / "run", progress=False)
+    finally:
+        os.utime(anno, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_stand_in_weights_and_ablation_cells_know_their_inputs(tmp_path, smoke_overrides):
+    """Pretraining output: clip.pt records the checkpoint it was exported from; a cell trained on
+    those weights records their sha256 and is refused when they change."""
+    import torch
+
+    from glscl_lite import ablation
+    from glscl_lite.provenance import ProvenanceError
+
+    base = load_config("smoke", smoke_overrides + ["epochs=1", "batch_size=16", "eval_every=0", "log_every=1"])
+    weights = ablation.ensure_pretrained_clip(base, tmp_path / "pre", steps=2, progress=False)
+    record = json.loads(ablation.weights_record(weights).read_text())["provenance"]
+    assert record["checkpoint"]["sha256"] == __import__("hashlib").sha256(
+        (tmp_path / "pre" / "checkpoints" / "best.pt").read_bytes()).hexdigest()
+    ablation.check_exported_weights(weights, tmp_path / "pre")
+    cfg = base.replace(pretrained=str(weights), max_steps=2)
+    cell = tmp_path / "grid" / "runs" / "default__seed0"
+    train(cfg, (), cell, progress=False)
+    assert runs.finished(cell, cfg)["steps"] == 2
+    best = tmp_path / "pre" / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=False)
+    state["step"] = 99
+    torch.save(state, best)  # the pretraining run changed after the export
+    with pytest.raises(ProvenanceError, match=r"clip.pt: built from other inputs .*checkpoint .*best.pt: recorded "
+                                              r"sha256 \w+, now sha256 \w+.*rebuild it with: "
+                                              r"ablation.export_clip_weights"):
+        ablation.check_exported_weights(weights, tmp_path / "pre")
+    ablation.export_clip_weights(tmp_path / "pre", weights)  # the same weights again, a new record
+    state["model"] = {k: v * 1.01 if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, best)
+    ablation.export_clip_weights(tmp_path / "pre", weights)  # other weights now
+    with pytest.raises(ProvenanceError, match=r"default__seed0: built from other inputs than the ones in use now "
+                                              r"\(pretrained .*clip.pt: recorded sha256 \w+, now sha256 \w+\); "
+                                              r"rebuild it with: glscl-lite train"):
+        runs.finished(cell, cfg)
