@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from glscl_lite.notebooks import execute, failed_copy, list_notebooks, parameters_of
+from glscl_lite.nb import SERIES_PARAMETERS, parameters_cell
 
 NOTEBOOKS = list_notebooks()
 ARTEFACTS = Path(__file__).resolve().parent.parent / "runs" / "notebooks-failed"
@@ -28,7 +29,9 @@ def test_committed_clean_with_parameters_cell_first(path):
         "notebook committed with outputs (strip them; executed copies are artefacts)"
     assert "parameters" in code[0].get("metadata", {}).get("tags", []), "first code cell must be tagged parameters"
     params = parameters_of(path)
-    assert {"smoke", "data_dir", "work_dir"} <= set(params), params
+    assert set(SERIES_PARAMETERS) <= set(params), f"missing series parameters {set(SERIES_PARAMETERS) - set(params)}"
+    assert "".join(code[0]["source"]).startswith(parameters_cell()), \
+        "the parameters cell must start with the shared block (glscl_lite.nb.parameters_cell())"
     assert nb["cells"][0]["cell_type"] == "markdown", "start with a markdown title"
 
 
@@ -81,3 +84,57 @@ def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeyp
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["00_ok.ipynb", "01_bad.failed.ipynb", "02_after.ipynb"]
     assert "boom" in (out / "01_bad.failed.ipynb").read_text()
+
+
+def non_smoke_parameters(corpus: Path, tmp: Path) -> dict:
+    """Every series parameter away from its default, on the tiny corpus: ``smoke=False`` with the
+    ``smoke`` preset takes the non-smoke code paths (preset config, full schedule, own run and cache
+    folders) at the tiny model's cost."""
+    return {"smoke": False, "preset": "smoke", "pretrained": "random", "data_dir": str(corpus),
+            "video_dir": str(corpus / "videos"), "frame_cache": str(tmp / "frames-64"),
+            "run_dir": str(tmp / "run"), "device": "cpu", "work_dir": str(tmp / "work")}
+
+
+PROBE = ("import json\nfrom glscl_lite import nb as _nb\n_s = _nb.LAST_SERIES\n_c = _s.config()\n"
+         "print('SERIES=' + json.dumps({**_s.as_dict(), 'cfg': {k: getattr(_c, k) for k in "
+         "('pretrained', 'device', 'frame_cache', 'video_path', 'anno_path', 'base_encoder')}}))\n")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_series_parameters_reach_the_notebook(path, corpus, tmp_path):
+    """papermill's parameters reach each notebook's setup (``nb.series(globals())``): the notebook
+    runs up to that cell with every shared parameter changed, then a probe prints what it resolved."""
+    import nbformat
+
+    book = nbformat.read(path, as_version=4)
+    cut = next((i for i, c in enumerate(book.cells)
+                if c.cell_type == "code" and "nb.series(globals())" in c.source), None)
+    assert cut is not None, "the setup cell must call nb.series(globals())"
+    book.cells = book.cells[:cut + 1] + [nbformat.v4.new_code_cell(PROBE)]
+    src = tmp_path / "nb" / path.name
+    src.parent.mkdir()
+    nbformat.write(book, src)
+    params = non_smoke_parameters(corpus, tmp_path)
+    out = execute(src, tmp_path / "out" / path.name, params, timeout=CELL_TIMEOUT)
+    text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+    got = json.loads(text.split("SERIES=")[1].splitlines()[0])
+    assert {k: got[k] for k in params} == params
+    assert got["cfg"] == {"pretrained": None, "device": "cpu", "frame_cache": params["frame_cache"],
+                          "video_path": params["video_dir"], "anno_path": params["data_dir"],
+                          "base_encoder": "glscl-tiny"}
+
+
+@pytest.mark.notebook
+def test_training_notebook_non_smoke_paths(corpus, tmp_path):
+    """Notebook 06 with ``smoke=False`` and the ``smoke`` preset: the preset's full schedule (no
+    16-step cap), its own run folder and frame cache -- the paths a GPU box takes, at tiny cost."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith("06"))
+    params = non_smoke_parameters(corpus, tmp_path)
+    execute(path, tmp_path / path.name, params, timeout=CELL_TIMEOUT)
+    run = Path(params["run_dir"])
+    results = json.loads((run / "results.json").read_text())
+    assert results["steps"] > 16  # the full schedule, not the smoke cap
+    assert json.loads((run / "config.json").read_text())["frame_cache"] == params["frame_cache"]
+    assert (Path(params["frame_cache"]) / "index.json").is_file()

@@ -108,6 +108,9 @@ def create_clip(name: str, pretrained: Optional[str], device: str | torch.device
     register_configs()
     if name not in open_clip.list_models():
         raise UserError(f"unknown open_clip model {name!r}; e.g. ViT-B-32-quickgelu, ViT-B-16-quickgelu, {TINY}")
+    if pretrained and Path(pretrained).expanduser().is_file():  # a local file: OpenAI's .pt or a state dict
+        model = open_clip.create_model(name, pretrained=None, device="cpu")
+        return load_weights_file(model, Path(pretrained).expanduser(), name).to(device)
     if name.startswith("ViT-B-32") and "quickgelu" not in name and pretrained == "openai":
         # field notes 3.4: open_clip 3.x builds nn.GELU for 'ViT-B-32' + openai and only warns.
         raise UserError("use 'ViT-B-32-quickgelu' with pretrained='openai': plain 'ViT-B-32' builds GELU, "
@@ -121,6 +124,68 @@ def create_clip(name: str, pretrained: Optional[str], device: str | torch.device
         if "Failed to download" in str(exc):
             raise OfflineError(OFFLINE_HELP.format(name=name, tag=pretrained)) from None
         raise
+    return model
+
+
+def _is_torchscript(path: Path) -> bool:
+    """OpenAI's ``~/.cache/clip/*.pt`` files are TorchScript archives (a zip with ``constants.pkl``)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def read_weights_file(path: str | Path) -> tuple[dict, bool]:
+    """``(state_dict, openai_format)`` of a CLIP checkpoint file: an OpenAI TorchScript archive (as
+    kept in ``~/.cache/clip``; its ``input_resolution`` / ``context_length`` / ``vocab_size`` entries
+    dropped), or a plain state dict in OpenAI's / open_clip's key layout (``.pt``/``.bin``, optionally
+    under ``"state_dict"`` with ``module.`` prefixes, or ``.safetensors``)."""
+    path = Path(path)
+    if _is_torchscript(path):
+        sd = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        for k in ("input_resolution", "context_length", "vocab_size"):
+            sd.pop(k, None)
+        return sd, True
+    from open_clip.factory import load_state_dict
+
+    try:
+        sd = load_state_dict(str(path), device="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read a CLIP checkpoint ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise UserError(f"{path}: not a state dict of tensors")
+    return dict(sd), "input_resolution" in sd
+
+
+def load_weights_file(model: nn.Module, path: str | Path, name: str) -> nn.Module:
+    """Load CLIP weights from a local file into ``model`` (built as ``name``), checking first that
+    the file is a checkpoint of that architecture (clear error naming the mismatching tensors) and
+    that OpenAI weights go into a QuickGELU model."""
+    sd, openai_format = read_weights_file(path)
+    for k in ("input_resolution", "context_length", "vocab_size"):
+        sd.pop(k, None)
+    quick = any(type(m).__name__ == "QuickGELU" for m in model.modules())
+    if openai_format and not quick:
+        raise UserError(f"{path} holds OpenAI CLIP weights (trained with QuickGELU) but {name!r} builds GELU; "
+                        f"use the '-quickgelu' model name (e.g. 'ViT-B-32-quickgelu')")
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k} {list(sd[k].shape)} in the file, {list(own[k].shape)} in {name}"
+              for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} tensor(s) of another shape, e.g. {shapes[0]}")
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        raise UserError(f"{path}: not a {name} checkpoint ({'; '.join(parts)})")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
     return model
 
 
