@@ -148,6 +148,32 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- pretrain / zeroshot
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from glscl_lite.pretrain import PretrainSettings, finish_pretraining, pretrain
+
+    given = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+             "warmup": args.warmup, "seed": args.seed}
+    settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
+    pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers)
+    report = finish_pretraining(args.out, frames=args.frames)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_zeroshot(args: argparse.Namespace) -> int:
+    from glscl_lite.model.backbone import load_standin
+    from glscl_lite.utils import write_json_atomic
+    from glscl_lite.zeroshot import evaluate_clip
+
+    model = load_standin(args.weights)
+    report = evaluate_clip(model, n_frames=args.frames, seed=args.seed)
+    if args.json:
+        write_json_atomic(args.json, report)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- profile
 def cmd_profile(args: argparse.Namespace) -> int:
     from glscl_lite.flops import profile, write_report
@@ -297,6 +323,28 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--candidates", type=int, default=50, help="stage-1 candidates reranked")
     se.add_argument("--json", type=Path, default=None)
     se.set_defaults(func=cmd_search)
+
+    pt = sub.add_parser("pretrain", help="pretrain the stand-in CLIP on frames of the synthetic world (resumes)")
+    pt.add_argument("--out", required=True, type=Path)
+    pt.add_argument("--steps", type=int, default=None, help="default: PretrainSettings.steps")
+    pt.add_argument("--model", default=None, help="open_clip config name (default: the shipped stand-in's)")
+    pt.add_argument("--batch-size", type=int, default=None, help="default: PretrainSettings.batch_size")
+    pt.add_argument("--lr", type=float, default=None, help="default: PretrainSettings.lr")
+    pt.add_argument("--warmup", type=int, default=None, help="default: PretrainSettings.warmup")
+    pt.add_argument("--seed", type=int, default=None, help="default: PretrainSettings.seed")
+    pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    pt.add_argument("--workers", type=int, default=1, help="processes rendering frames (0: in the trainer)")
+    pt.add_argument("--frames", type=int, default=1000, help="held-out frames of the final zero-shot check")
+    pt.add_argument("--quiet", action="store_true")
+    pt.set_defaults(func=cmd_pretrain)
+
+    zs = sub.add_parser("zeroshot", help="zero-shot colour/shape/size/background and frame-caption R@1 of a stand-in CLIP")
+    zs.add_argument("--weights", default=None,
+                    help="weights file (.pt with its .json) or pretraining folder (default: the shipped stand-in)")
+    zs.add_argument("--seed", type=int, default=0, help="held-out frame stream")
+    zs.add_argument("--frames", type=int, default=1000)
+    zs.add_argument("--json", type=Path, default=None)
+    zs.set_defaults(func=cmd_zeroshot)
 
     pr = sub.add_parser("profile", help="FLOPs (fvcore MACs; FLOPs = 2 MACs) and latency per component and per pair")
     pr.add_argument("--backbone", default="ViT-B-32-quickgelu", help="open_clip model name, e.g. glscl-tiny")

@@ -67,6 +67,7 @@ __all__ = [
     "make_hard_negative",
     "object_track",
     "render_background",
+    "render_frames",
     "render_video",
     "sample_scene",
     "scene_differences",
@@ -1227,9 +1228,14 @@ def render_background(bg: Background, width: int, height: int) -> np.ndarray:
 def render_video(scene: Scene, size: tuple[int, int] = DEFAULT_SIZE,
                  fps: int = DEFAULT_FPS) -> np.ndarray:
     """All frames of ``scene`` as a (T, H, W, 3) uint8 RGB array (T = duration * fps)."""
+    return render_frames(scene, np.arange(scene.n_frames(fps), dtype=float) / fps, size)
+
+
+def render_frames(scene: Scene, t: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
+    """Frames of ``scene`` at times ``t`` (seconds, shape [T]) as a (T, H, W, 3) uint8 RGB array."""
     width, height = size
-    n = scene.n_frames(fps)
-    t = np.arange(n, dtype=float) / fps
+    t = np.asarray(t, dtype=float).reshape(-1)
+    n = len(t)
     bg = render_background(scene.background, width, height)
     frames = np.empty((n, height, width, 3), dtype=np.uint8)
     frames[:] = bg

@@ -115,6 +115,11 @@ def create_clip(name: str, pretrained: Optional[str], device: str | torch.device
         # field notes 3.4: open_clip 3.x builds nn.GELU for 'ViT-B-32' + openai and only warns.
         raise UserError("use 'ViT-B-32-quickgelu' with pretrained='openai': plain 'ViT-B-32' builds GELU, "
                         "but the OpenAI weights were trained with QuickGELU")
+    if pretrained == "synthetic":  # the project's own stand-in, shipped in the package (no network)
+        from glscl_lite.model.standin import load_into
+
+        model = open_clip.create_model(name, pretrained=None, device=device)
+        return load_into(model, None, name)
     if pretrained and not Path(pretrained).exists():
         if not weights_cached(name, pretrained) and not hub_reachable():
             raise OfflineError(OFFLINE_HELP.format(name=name, tag=pretrained))

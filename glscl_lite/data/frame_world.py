@@ -1,0 +1,178 @@
+"""Single frames of the synthetic world with captions of what they show: the stand-in CLIP's data.
+
+OpenAI's CLIP learned from image-text pairs.  Its stand-in here learns from single frames rendered
+by the corpus generator (:mod:`glscl_lite.data.synthetic`), each paired with a caption written from
+the scene state *at that instant*: the objects then on screen with their current colour, shape and
+(apparent) size, roughly where they are, and the background.  Video captions describe a whole clip
+and would be the wrong signal for a frame encoder.
+
+* Scenes come from :func:`~glscl_lite.data.synthetic.sample_scene` with seeds of their own
+  (:func:`frame_rng`: a tagged seed sequence that no corpus uses), so no corpus video, test videos
+  included, is ever a pretraining scene.
+* Frames are rendered at the corpus resolution (160x120) and then resized and center-cropped
+  exactly as video frames are (:func:`~glscl_lite.data.video.resize_center_crop`), so the stand-in
+  sees what GLSCL will see.  Only objects whose centre lies inside the crop are described.
+* Captions draw their words from the video captions' vocabularies (shape, colour and size synonyms,
+  background phrases), so the text tower learns the words that GLSCL's captions use.
+
+:func:`make_frame` is the one entry point; :func:`zero_shot_frames` gives the held-out frames of the
+zero-shot evaluation (one object, a named scene background).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from glscl_lite.data import synthetic as syn
+from glscl_lite.data.video import resize_center_crop
+
+__all__ = [
+    "FRAME_SEED_TAG",
+    "FrameObject",
+    "FrameSample",
+    "POSITIONS",
+    "background_key",
+    "frame_caption",
+    "frame_objects",
+    "frame_rng",
+    "make_frame",
+    "size_class",
+    "zero_shot_frames",
+]
+
+FRAME_SEED_TAG = 0x5F3A11CE
+"""First word of every frame seed sequence: corpus scenes use ``[seed, index, stream]`` (three
+words), frames ``[FRAME_SEED_TAG, split, seed, index]`` (four), so the two never share a stream."""
+SPLITS = {"train": 0, "eval": 1}
+"""Frame streams: ``train`` for pretraining, ``eval`` for the zero-shot and retrieval check."""
+POSITIONS = (("at the top left", "at the top", "at the top right"),
+             ("on the left", "in the middle", "on the right"),
+             ("at the bottom left", "at the bottom", "at the bottom right"))
+"""Where an object is, by third of the (cropped) frame: ``POSITIONS[row][column]``."""
+EMPTY_PHRASES = ("an empty scene", "nothing", "an empty frame", "no objects")
+
+
+@dataclass(frozen=True)
+class FrameObject:
+    """An object as one frame shows it (canonical names; ``position`` is a :data:`POSITIONS` phrase)."""
+
+    shape: str
+    colour: str
+    size: str
+    position: str
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    """One rendered frame (``image`` uint8 ``[S,S,3]``), its caption and what it shows."""
+
+    image: np.ndarray
+    caption: str
+    objects: tuple[FrameObject, ...]
+    background: str
+
+
+def frame_rng(split: str, seed: int, index: int) -> np.random.Generator:
+    """The generator of frame ``index`` of a stream (``split`` in :data:`SPLITS`)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    return np.random.default_rng(np.random.SeedSequence([FRAME_SEED_TAG, SPLITS[split], int(seed), int(index)]))
+
+
+def size_class(size: str, scale: float) -> str:
+    """The size word nearest (in log radius) to a ``size`` object drawn at ``scale``."""
+    r = syn.SIZES[size] * float(scale)
+    return min(syn.SIZES, key=lambda k: abs(np.log(r / syn.SIZES[k])))
+
+
+def background_key(bg: syn.Background) -> str:
+    """Class name of a background: a named scene (``grass``) or ``<kind>`` for patterns."""
+    return bg.kind
+
+
+def frame_objects(scene: syn.Scene, t: float, size: tuple[int, int] = syn.DEFAULT_SIZE) -> tuple[FrameObject, ...]:
+    """The objects whose centre is inside the square center crop of the frame at time ``t``."""
+    width, height = size
+    x0 = (width - height) / 2 / width  # crop edges as fractions of the width (4:3 -> 0.125)
+    span = height / width
+    out = []
+    for k, obj in enumerate(scene.objects):
+        ev = scene.event_of(k)
+        x, y, scale, _, visible = (float(a[0]) for a in syn.object_track(obj, ev, np.array([t]), scene.duration))
+        u, v = (x - x0) / span, y
+        if not visible or not (0.0 <= u < 1.0 and 0.0 <= v < 1.0):
+            continue
+        colour = ev.colour if ev is not None and ev.kind == "changes_colour" and t >= ev.time else obj.colour
+        out.append(FrameObject(shape=obj.shape, colour=colour, size=size_class(obj.size, scale),
+                               position=POSITIONS[min(int(v * 3), 2)][min(int(u * 3), 2)]))
+    return tuple(out)
+
+
+def _background_phrase(bg: syn.Background, rng: np.random.Generator) -> str:
+    phrase = syn._pick(rng, syn.BACKGROUND_PHRASES[bg.kind])
+    names = [syn._pick(rng, syn.COLOUR_WORDS[c]) for c in bg.colours] + ["", ""]
+    return phrase.format(c0=names[0], c1=names[1], orientation=bg.orientation)
+
+
+def _object_phrase(o: FrameObject, rng: np.random.Generator, with_position: bool) -> str:
+    np_ = " ".join((syn._pick(rng, syn.SIZE_WORDS[o.size]), syn._pick(rng, syn.COLOUR_WORDS[o.colour]),
+                    syn._pick(rng, syn.SHAPE_WORDS[o.shape])))
+    text = f"{syn._article(np_)} {np_}"
+    return f"{text} {o.position}" if with_position else text
+
+
+def frame_caption(objects: tuple[FrameObject, ...], bg: syn.Background, rng: np.random.Generator) -> str:
+    """A caption of one frame: every object (size, colour, shape, position) and the background.
+
+    E.g. ``"a small red ball on the left and a large blue star at the top on the grass"``.  Objects
+    are listed in a random order; positions are left out of a quarter of the captions.
+    """
+    with_position = rng.random() >= 0.25
+    phrases = [_object_phrase(objects[i], rng, with_position) for i in rng.permutation(len(objects))]
+    if not phrases:
+        subject = syn._pick(rng, EMPTY_PHRASES)
+    elif len(phrases) == 1:
+        subject = phrases[0]
+    else:
+        subject = ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return f"{subject} {_background_phrase(bg, rng)}"
+
+
+def make_frame(split: str, seed: int, index: int, image_size: int, single_object: bool = False,
+               scene_background: bool = False) -> FrameSample:
+    """Frame ``index`` of stream ``(split, seed)``: a random scene at a random instant.
+
+    ``single_object`` keeps one object (its event too); ``scene_background`` resamples until the
+    background is one of the named scenes (grass, sky, ...).  Deterministic in its arguments.
+    """
+    rng = frame_rng(split, seed, index)
+    while True:
+        scene = syn.sample_scene(rng)
+        if single_object:
+            ev = scene.event_of(0)
+            scene = replace(scene, objects=scene.objects[:1],
+                            events=tuple(replace(e, obj=0) for e in (ev,) if e is not None))
+        if scene_background and scene.background.kind not in syn.SCENE_BACKGROUNDS:
+            continue
+        t = float(rng.uniform(0.0, scene.duration))
+        objects = frame_objects(scene, t)
+        if single_object and len(objects) != 1:
+            continue
+        break
+    frame = syn.render_frames(scene, np.array([t]))[0]
+    image = resize_center_crop(frame, image_size)
+    return FrameSample(image=image, caption=frame_caption(objects, scene.background, rng),
+                       objects=objects, background=background_key(scene.background))
+
+
+def zero_shot_frames(n: int, image_size: int, seed: int = 0, start: int = 0) -> list[FrameSample]:
+    """``n`` held-out frames (stream ``eval``) with exactly one object on a named scene background."""
+    return [make_frame("eval", seed, start + i, image_size, single_object=True, scene_background=True)
+            for i in range(n)]
+
+
+def stack_images(samples: list[FrameSample], out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``[N,S,S,3]`` uint8 array of the samples' images."""
+    return np.stack([s.image for s in samples]) if out is None else np.stack([s.image for s in samples], out=out)

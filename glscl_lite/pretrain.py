@@ -1,0 +1,320 @@
+"""Pretraining the stand-in CLIP: CLIP's own objective on single frames of the synthetic world.
+
+GLSCL starts from OpenAI's CLIP, which cannot be downloaded here.  ``glscl-lite pretrain`` makes the
+project's own: an open_clip model trained with open_clip's :class:`~open_clip.loss.ClipLoss`
+(symmetric InfoNCE with a learned temperature) on frame-caption pairs from
+:mod:`glscl_lite.data.frame_world`, rendered on the fly so that no frame is seen twice.
+
+A pretraining folder (``--out DIR``)::
+
+    settings.json          PretrainSettings + the open_clip model config (what it was built from)
+    metrics.jsonl          one line per logged step: loss, logit scale, lr, pairs/s, CPU seconds
+    checkpoints/last.pt    model + optimizer + step (atomic); re-running the command resumes exactly
+    weights.fp16.pt        the finished model, fp16 state dict (export_weights)
+    weights.json           its sha256, settings, steps and the zero-shot results
+
+Determinism: frame ``i`` of step ``s`` is a function of ``(seed, s, i)`` only, so a resumed run
+sees the same batches as an uninterrupted one and ends with the same weights (CPU, same threads).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from glscl_lite.data.frame_world import make_frame
+from glscl_lite.data.text import tokenize
+from glscl_lite.data.video import normalize_frames
+from glscl_lite.errors import UserError
+from glscl_lite.model.backbone import create_clip
+from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, write_json_atomic
+
+__all__ = ["PretrainSettings", "FrameCaptionBatches", "pretrain", "export_weights", "finish_pretraining",
+           "load_weights", "sha256_file", "read_log"]
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """Everything that determines a pretraining run (recorded in ``settings.json``)."""
+
+    model: str = "glscl-synthetic"
+    """open_clip config name (``glscl_lite/model/configs/*.json``)."""
+    steps: int = 2400
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 100
+    """Linear warm-up steps, then cosine decay to 0 at ``steps``."""
+    seed: int = 0
+    """Seeds the initialisation and the frame stream (:func:`~glscl_lite.data.frame_world.frame_rng`)."""
+
+    def check(self) -> None:
+        """Refuse settings that cannot train (before anything is written)."""
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 2:
+            problems.append(f"batch_size must be >= 2 (a contrastive batch), got {self.batch_size}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup < self.steps:
+            problems.append(f"warmup must be in [0, steps), got {self.warmup} (steps {self.steps})")
+        if problems:
+            raise UserError("pretrain: " + "; ".join(problems))
+
+    def same_run(self, other: "PretrainSettings") -> bool:
+        """Whether ``other`` continues this run: every setting equal (the cosine schedule depends
+        on ``steps`` too, so a longer run is a new run)."""
+        return asdict(self) == asdict(other)
+
+
+class FrameCaptionBatches(IterableDataset):
+    """Batches ``(images uint8 [B,S,S,3], ids [B,L])`` for steps ``start .. stop-1``.
+
+    Step ``s`` holds frames ``s*B .. s*B+B-1`` of the ``train`` stream of ``seed``.
+    """
+
+    def __init__(self, seed: int, batch_size: int, image_size: int, context_length: int, start: int, stop: int):
+        self.seed, self.batch_size, self.image_size = seed, batch_size, image_size
+        self.context_length, self.start, self.stop = context_length, start, stop
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        first = step * self.batch_size
+        samples = [make_frame("train", self.seed, first + i, self.image_size) for i in range(self.batch_size)]
+        captions = [s.caption for s in samples]
+        ids, _ = tokenize(captions, self.context_length, workers=1)
+        return torch.from_numpy(np.stack([s.image for s in samples])), ids, captions
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if torch.utils.data.get_worker_info() is not None:
+            torch.set_num_threads(1)  # a rendering worker: leave the cores to the trainer
+        for step in range(self.start, self.stop):
+            images, ids, _ = self.batch(step)
+            yield images, ids
+
+
+def images_to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B,S,S,3]`` -> CLIP-normalised float ``[B,3,S,S]``."""
+    return normalize_frames(images.permute(0, 3, 1, 2))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only (not on biases, norms, embeddings or the logit scale), as in CLIP."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.ndim < 2 or "embedding" in name or "logit_scale" in name or name.endswith("class_embedding"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_at(step: int, s: PretrainSettings) -> float:
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    progress = (step - s.warmup) / max(1, s.steps - s.warmup)
+    return 0.5 * s.lr * (1.0 + math.cos(math.pi * progress))
+
+
+def build_model(s: PretrainSettings) -> torch.nn.Module:
+    """A freshly initialised model of ``s.model`` (seeded by ``s.seed``)."""
+    torch.manual_seed(s.seed)
+    return create_clip(s.model, None)
+
+
+def _settings_from(path: Path) -> PretrainSettings:
+    data = json.loads(path.read_text())["settings"]
+    return PretrainSettings(**{f.name: data[f.name] for f in fields(PretrainSettings) if f.name in data})
+
+
+def read_log(out: PathLike) -> list[dict]:
+    """The ``metrics.jsonl`` records of a pretraining folder (a torn last line is skipped)."""
+    path = Path(out) / "metrics.jsonl"
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] = None, progress: bool = True,
+             checkpoint_every: int = 25, log_every: int = 5, max_cpu_seconds: Optional[float] = None,
+             workers: int = 1) -> dict[str, Any]:
+    """Train (or resume) the stand-in CLIP into ``out``; returns the last log record.
+
+    ``max_cpu_seconds`` stops early (with a checkpoint) once the process has used that much CPU
+    time -- the config comparison gives every candidate the same CPU budget.  ``workers`` renders
+    frames in that many background processes (0: in this process).
+    """
+    import open_clip
+    from open_clip.loss import ClipLoss
+    from tqdm.auto import tqdm
+
+    settings.check()
+    out = Path(out)
+    ensure_writable_dir(out)
+    settings_path, ckpt = out / "settings.json", out / "checkpoints" / "last.pt"
+    if settings_path.exists():
+        old = _settings_from(settings_path)
+        if not old.same_run(settings):
+            raise UserError(f"{out}: holds a pretraining run with other settings ({asdict(old)}); "
+                            f"asked for {asdict(settings)}. Use another --out, or delete {out} to start over.")
+    if threads:
+        torch.set_num_threads(threads)
+    model = build_model(settings)
+    model_cfg = open_clip.get_model_config(settings.model)
+    if not settings_path.exists():
+        write_json_atomic(settings_path, {"settings": asdict(settings), "model_config": model_cfg,
+                                          "open_clip": open_clip.__version__, "torch": torch.__version__})
+    opt = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
+    step, cpu_used = 0, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, cpu_used = int(state["step"]), float(state.get("cpu_seconds", 0.0))
+    log_path = out / "metrics.jsonl"
+    kept = [r for r in read_log(out) if r["step"] <= step]
+    log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    if step >= settings.steps:
+        return kept[-1] if kept else {"step": step}
+
+    loss_fn = ClipLoss()
+    image_size = model.visual.image_size
+    image_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
+    data = FrameCaptionBatches(settings.seed, settings.batch_size, image_size, model.context_length,
+                               step, settings.steps)
+    loader = DataLoader(data, batch_size=None, num_workers=workers,
+                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    model.train()
+    cpu0, wall0, pairs0 = time.process_time(), time.perf_counter(), 0
+    record: dict[str, Any] = {}
+
+    def save() -> None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(ckpt) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                        "cpu_seconds": cpu_used + time.process_time() - cpu0}, tmp)
+
+    bar = tqdm(total=settings.steps, initial=step, desc="pretrain", disable=not progress, unit="step")
+    with log_path.open("a") as log:
+        for images, ids in loader:
+            lr = _lr_at(step, settings)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            img = model.encode_image(images_to_input(images), normalize=True)
+            txt = model.encode_text(ids, normalize=True)
+            loss = loss_fn(img, txt, model.logit_scale.exp())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))  # CLIP's clamp of the temperature
+            step += 1
+            pairs0 += len(ids)
+            bar.update(1)
+            if step % log_every == 0 or step == settings.steps:
+                wall = time.perf_counter() - wall0
+                record = {"step": step, "loss": round(float(loss.detach()), 5),
+                          "logit_scale": round(float(model.logit_scale.detach().exp()), 3), "lr": lr,
+                          "pairs_per_s": round(pairs0 / max(wall, 1e-9), 2),
+                          "cpu_seconds": round(cpu_used + time.process_time() - cpu0, 1)}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            budget_hit = max_cpu_seconds is not None and cpu_used + time.process_time() - cpu0 >= max_cpu_seconds
+            if step % checkpoint_every == 0 or step == settings.steps or budget_hit:
+                save()
+            if budget_hit:
+                break
+    bar.close()
+    return record
+
+
+def sha256_file(path: PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Optional[dict] = None) -> Path:
+    """Write the finished model of pretraining folder ``out`` as fp16 ``weights.fp16.pt`` + ``weights.json``.
+
+    ``weights.json`` records the sha256 of the weights file, the settings, the model config, the
+    step count and ``extra`` (e.g. zero-shot results).  Refuses an unfinished run.
+    """
+    out = Path(out)
+    settings = _settings_from(out / "settings.json")
+    state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    if int(state["step"]) < settings.steps:
+        raise UserError(f"{out}: pretraining stopped at step {state['step']} of {settings.steps}; "
+                        f"run `glscl-lite pretrain --out {out} --steps {settings.steps}` to finish it first")
+    dest = Path(dest) if dest is not None else out / "weights.fp16.pt"
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    with atomic_path(dest) as tmp:
+        torch.save(half, tmp)
+    meta = json.loads((out / "settings.json").read_text())
+    meta.update({"weights": dest.name, "sha256": sha256_file(dest), "steps_done": int(state["step"]),
+                 "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1)})
+    meta.update(extra or {})
+    write_json_atomic(dest.with_suffix("").with_suffix(".json"), meta)
+    return dest
+
+
+def load_weights(model: torch.nn.Module, path: PathLike, expected_sha256: Optional[str] = None,
+                 model_name: Optional[str] = None) -> torch.nn.Module:
+    """Load an fp16 weights file (from :func:`export_weights`) into ``model`` as fp32.
+
+    With ``expected_sha256`` a file whose hash differs is refused (named, with both hashes).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: stand-in CLIP weights not found; make them with `glscl-lite pretrain --out DIR` "
+                        "and `glscl-lite pretrain --out DIR --export`")
+    if expected_sha256 is not None:
+        got = sha256_file(path)
+        if got != expected_sha256:
+            raise UserError(f"{path}: sha256 {got[:16]}... differs from the recorded {expected_sha256[:16]}...; "
+                            "the file is damaged or was replaced -- reinstall the package or re-export it")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    wrong = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    missing = sorted(set(own) - set(state))
+    if wrong or missing:
+        detail = (f"shapes differ for {wrong[:3]}" if wrong else f"missing {missing[:3]}")
+        raise UserError(f"{path}: these weights are not of model {model_name or type(model).__name__} ({detail})")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model
+
+
+def finish_pretraining(out: PathLike, frames: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Evaluate a finished pretraining folder (zero-shot on ``frames`` held-out frames) and export it.
+
+    Writes ``zeroshot.json`` and ``weights.fp16.pt`` + ``weights.json`` (the zero-shot report
+    included); the evaluation uses the fp16-rounded weights, i.e. exactly what is shipped.
+    Returns the report.
+    """
+    from glscl_lite.model.standin import load_standin
+    from glscl_lite.zeroshot import evaluate_clip
+
+    out = Path(out)
+    dest = export_weights(out)
+    report = evaluate_clip(load_standin(out), n_frames=frames, seed=seed)
+    write_json_atomic(out / "zeroshot.json", report)
+    export_weights(out, dest, extra={"zeroshot": report})
+    return report

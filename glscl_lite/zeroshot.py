@@ -1,0 +1,109 @@
+"""Zero-shot evaluation of a (stand-in) CLIP, the way CLIP itself is evaluated.
+
+* **Zero-shot classification** of four attributes of held-out frames that show one object on a
+  named scene background (:func:`~glscl_lite.data.frame_world.zero_shot_frames`): colour (10
+  classes, chance 10 %), shape (8, 12.5 %), size (3, 33 %) and background (8, 12.5 %).  Each class
+  is represented by a *prompt ensemble*: the mean normalised text embedding of every prompt
+  ``"a {size} {colour} {shape} {background phrase}"`` that has that class, over all values of the
+  other attributes (canonical words; CLIP averages over templates the same way).
+* **Frame <-> caption retrieval**: R@1 both ways among held-out frames of the full distribution
+  (one to three objects, any background) and their per-frame captions.
+
+Everything is in percent.  ``glscl-lite zeroshot --json FILE`` writes
+``{"zero_shot": {"colour", "shape", "size", "background"}, "retrieval": {"t2i_R1", "i2t_R1"}, ...}``.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Optional
+
+import torch
+
+from glscl_lite.data import synthetic as syn
+from glscl_lite.data.frame_world import make_frame, zero_shot_frames
+from glscl_lite.data.text import tokenize
+from glscl_lite.metrics import retrieval_metrics
+
+__all__ = ["ATTRIBUTES", "CHANCE", "prompt_table", "zero_shot", "evaluate_clip"]
+
+ATTRIBUTES = ("colour", "shape", "size", "background")
+CHANCE = {"colour": 100 / len(syn.COLOURS), "shape": 100 / len(syn.SHAPES), "size": 100 / len(syn.SIZES),
+          "background": 100 / len(syn.SCENE_BACKGROUNDS)}
+RETRIEVAL_OFFSET = 1_000_000
+"""Retrieval frames are frames ``RETRIEVAL_OFFSET + i`` of the ``eval`` stream (the zero-shot frames are ``0..n-1``)."""
+
+
+def prompt_table() -> list[dict[str, str]]:
+    """Every (size, colour, shape, background) combination with its prompt (canonical words)."""
+    rows = []
+    for size, colour, shape, bg in itertools.product(syn.SIZES, syn.COLOURS, syn.SHAPES, syn.SCENE_BACKGROUNDS):
+        phrase = syn.BACKGROUND_PHRASES[bg][0]
+        rows.append({"size": size, "colour": colour, "shape": shape, "background": bg,
+                     "prompt": f"{syn._article(size)} {size} {colour} {shape} {phrase}"})
+    return rows
+
+
+@torch.no_grad()
+def _encode_texts(model: torch.nn.Module, texts: list[str], batch: int = 512) -> torch.Tensor:
+    ids, _ = tokenize(texts, model.context_length, workers=1)
+    return torch.cat([model.encode_text(ids[i:i + batch], normalize=True) for i in range(0, len(ids), batch)])
+
+
+@torch.no_grad()
+def _encode_images(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    from glscl_lite.pretrain import images_to_input
+
+    return torch.cat([model.encode_image(images_to_input(images[i:i + batch]), normalize=True)
+                      for i in range(0, len(images), batch)])
+
+
+def _image_size(model: torch.nn.Module) -> int:
+    size = model.visual.image_size
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+@torch.no_grad()
+def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Zero-shot accuracy (percent) per attribute on ``n_frames`` held-out one-object frames."""
+    import numpy as np
+
+    model.eval()
+    table = prompt_table()
+    text = _encode_texts(model, [r["prompt"] for r in table])
+    frames = zero_shot_frames(n_frames, _image_size(model), seed=seed)
+    img = _encode_images(model, torch.from_numpy(np.stack([f.image for f in frames])))
+    truth = {"colour": [f.objects[0].colour for f in frames], "shape": [f.objects[0].shape for f in frames],
+             "size": [f.objects[0].size for f in frames], "background": [f.background for f in frames]}
+    out: dict[str, Any] = {}
+    for attr in ATTRIBUTES:
+        classes = list(dict.fromkeys(r[attr] for r in table))
+        protos = torch.stack([text[[i for i, r in enumerate(table) if r[attr] == c]].mean(0) for c in classes])
+        protos = torch.nn.functional.normalize(protos, dim=-1)
+        pred = (img @ protos.T).argmax(dim=1).tolist()
+        out[attr] = round(100.0 * float(np.mean([classes[p] == t for p, t in zip(pred, truth[attr])])), 2)
+    return out
+
+
+@torch.no_grad()
+def retrieval(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Frame <-> caption R@1 (percent) among ``n_frames`` held-out frames and their captions."""
+    import numpy as np
+
+    model.eval()
+    size = _image_size(model)
+    frames = [make_frame("eval", seed, RETRIEVAL_OFFSET + i, size) for i in range(n_frames)]
+    img = _encode_images(model, torch.from_numpy(np.stack([f.image for f in frames])))
+    txt = _encode_texts(model, [f.caption for f in frames])
+    sim = txt @ img.T
+    return {"t2i_R1": round(float(retrieval_metrics(sim)["R1"]), 2),
+            "i2t_R1": round(float(retrieval_metrics(sim.T)["R1"]), 2)}
+
+
+def evaluate_clip(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
+                  n_retrieval: Optional[int] = None) -> dict[str, Any]:
+    """The ``zeroshot`` report: zero-shot accuracy, retrieval R@1, chance levels, frame counts."""
+    n_retrieval = n_frames if n_retrieval is None else n_retrieval
+    return {"zero_shot": zero_shot(model, n_frames, seed), "retrieval": retrieval(model, n_retrieval, seed),
+            "chance": {k: round(v, 2) for k, v in CHANCE.items()} | {"t2i_R1": round(100 / n_retrieval, 2),
+                                                                   "i2t_R1": round(100 / n_retrieval, 2)},
+            "frames": {"zero_shot": n_frames, "retrieval": n_retrieval, "seed": seed}}

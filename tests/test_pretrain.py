@@ -1,0 +1,175 @@
+"""The stand-in CLIP: per-frame captions, pretraining (resume, determinism, learning), zero-shot,
+and the shipped weights (offline load, sha256, recorded accuracy on fresh frames)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from glscl_lite.data import frame_world as fw
+from glscl_lite.data import synthetic as syn
+from glscl_lite.errors import UserError
+from glscl_lite.pretrain import PretrainSettings, build_model, export_weights, pretrain, read_log
+
+TINY = dict(model="glscl-tiny", batch_size=16, lr=2e-3, warmup=2)
+
+
+# ---------------------------------------------------------------------------------- frame world
+def test_frames_are_deterministic_and_captions_describe_what_is_visible():
+    a, b = fw.make_frame("train", 3, 17, 64), fw.make_frame("train", 3, 17, 64)
+    assert np.array_equal(a.image, b.image) and a.caption == b.caption and a.image.shape == (64, 64, 3)
+    assert not np.array_equal(a.image, fw.make_frame("train", 3, 18, 64).image)
+    for i in range(60):
+        s = fw.make_frame("train", 0, i, 64)
+        for o in s.objects:  # every visible object is named with one of its words
+            assert any(w in s.caption for w in syn.SIZE_WORDS[o.size]), (s.caption, o)
+            assert any(w in s.caption for w in syn.COLOUR_WORDS[o.colour]), (s.caption, o)
+            assert any(w in s.caption for w in syn.SHAPE_WORDS[o.shape]), (s.caption, o)
+        if not s.objects:
+            assert s.caption.startswith(fw.EMPTY_PHRASES), s.caption
+
+
+def test_frame_state_follows_the_scene_at_that_instant():
+    obj = syn.SceneObject(shape="star", colour="red", size="medium", motion="still", x=0.5, y=0.5, speed=0.0, angle=0.0)
+    bg = syn.Background(kind="grass", seed=1)
+    scene = syn.Scene(objects=(obj,), background=bg, events=(syn.Event("changes_colour", 0, 4.0, "blue"),), duration=8.0)
+    assert fw.frame_objects(scene, 1.0)[0].colour == "red"
+    assert fw.frame_objects(scene, 5.0)[0].colour == "blue"
+    assert fw.frame_objects(scene, 5.0)[0].position == "in the middle"
+    gone = syn.Scene(objects=(obj,), background=bg, events=(syn.Event("disappears", 0, 4.0),), duration=8.0)
+    assert len(fw.frame_objects(gone, 1.0)) == 1 and fw.frame_objects(gone, 5.0) == ()
+    # outside the square centre crop of a 4:3 frame: not described
+    edge = syn.Scene(objects=(syn.SceneObject("star", "red", "small", "still", 0.05, 0.5, 0.0, 0.0),),
+                     background=bg, events=(), duration=8.0)
+    assert fw.frame_objects(edge, 1.0) == ()
+    grow = syn.SceneObject("circle", "red", "medium", "grow", 0.5, 0.5, 0.0, 0.0)
+    sizes = [fw.frame_objects(syn.Scene((grow,), bg, (), 10.0), t)[0].size for t in (0.0, 5.0, 9.9)]
+    assert sizes == ["small", "medium", "large"]
+
+
+def test_zero_shot_frames_show_one_object_on_a_named_scene():
+    frames = fw.zero_shot_frames(12, 64, seed=0)
+    assert all(len(f.objects) == 1 and f.background in syn.SCENE_BACKGROUNDS for f in frames)
+
+
+def test_frame_streams_are_not_corpus_streams():
+    corpus = syn.scene_rng(0, 5, 0).integers(1 << 30, size=4)
+    assert not np.array_equal(corpus, fw.frame_rng("train", 0, 5).integers(1 << 30, size=4))
+    assert not np.array_equal(fw.frame_rng("eval", 0, 5).integers(1 << 30, size=4),
+                              fw.frame_rng("train", 0, 5).integers(1 << 30, size=4))
+
+
+# ---------------------------------------------------------------------------------- pretraining
+def test_settings_are_checked_before_anything_is_written(tmp_path):
+    with pytest.raises(UserError, match="lr must be a positive"):
+        pretrain(PretrainSettings(lr=float("nan")), tmp_path / "a", progress=False)
+    with pytest.raises(UserError, match="warmup"):
+        pretrain(PretrainSettings(steps=5, warmup=5), tmp_path / "b", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resume_after_interruption_gives_the_same_weights(tmp_path):
+    s = PretrainSettings(steps=6, **TINY)
+    pretrain(s, tmp_path / "straight", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1)
+    pretrain(s, tmp_path / "resumed", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1,
+             max_cpu_seconds=0.0)  # stops after its first step, with a checkpoint
+    assert read_log(tmp_path / "resumed") == [] or read_log(tmp_path / "resumed")[-1]["step"] == 1
+    pretrain(s, tmp_path / "resumed", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1)
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 6
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert [r["loss"] for r in read_log(tmp_path / "straight")] == [r["loss"] for r in read_log(tmp_path / "resumed")]
+    with pytest.raises(UserError, match="other settings"):
+        pretrain(PretrainSettings(steps=7, **TINY), tmp_path / "straight", progress=False, workers=0)
+
+
+def test_export_refuses_an_unfinished_run_and_records_the_hash(tmp_path):
+    s = PretrainSettings(steps=3, **TINY)
+    pretrain(s, tmp_path / "run", progress=False, workers=0, max_cpu_seconds=0.0, threads=1)
+    with pytest.raises(UserError, match="stopped at step 1 of 3"):
+        export_weights(tmp_path / "run")
+    pretrain(s, tmp_path / "run", progress=False, workers=0, threads=1)
+    dest = export_weights(tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "weights.json").read_text())
+    from glscl_lite.pretrain import sha256_file
+
+    assert record["sha256"] == sha256_file(dest) and record["steps_done"] == 3
+    assert all(v.dtype == torch.float16 for v in torch.load(dest).values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_short_pretraining_lifts_zero_shot_accuracy_well_above_chance(tmp_path):
+    """80 steps of batch 32 on the tiny config (under a CPU minute): the background, the first
+    attribute CLIP's objective picks up here, goes from chance (12.5 %) to far above it."""
+    from glscl_lite.model.standin import load_standin
+    from glscl_lite.zeroshot import CHANCE, zero_shot
+
+    s = PretrainSettings(model="glscl-tiny", steps=80, batch_size=32, lr=2e-3, warmup=10)
+    before = zero_shot(build_model(s), n_frames=200)
+    pretrain(s, tmp_path / "run", progress=False, workers=0)
+    export_weights(tmp_path / "run")
+    after = zero_shot(load_standin(tmp_path / "run"), n_frames=200)
+    print("zero-shot before", before, "after", after)
+    assert before["background"] < 2 * CHANCE["background"]
+    assert after["background"] >= 4 * CHANCE["background"], after
+
+
+# ---------------------------------------------------------------------------------- shipped stand-in
+def test_shipped_weights_load_offline_and_reach_their_recorded_accuracy():
+    """Fresh frames (seed 1; the record used seed 0): every attribute within 4 binomial standard
+    errors of its recorded accuracy, and at the issue's goals' order of magnitude."""
+    from glscl_lite.model.standin import load_standin, shipped_record
+    from glscl_lite.zeroshot import zero_shot
+
+    record = shipped_record()
+    model = load_standin()
+    n = 300
+    fresh = zero_shot(model, n_frames=n, seed=1)
+    for attr, acc in record["zeroshot"]["zero_shot"].items():
+        se = 100 * max(np.sqrt(acc / 100 * (1 - acc / 100) / n), 1 / n)
+        assert fresh[attr] >= acc - 4 * se, (attr, fresh[attr], acc)
+
+
+def test_shipped_weights_with_a_wrong_hash_or_model_are_refused(tmp_path):
+    from glscl_lite.model.backbone import create_clip
+    from glscl_lite.model.standin import load_standin, shipped_record, standin_files
+
+    path, record = standin_files()
+    shutil.copy(path, tmp_path / "w.fp16.pt")
+    shutil.copy(record, tmp_path / "w.json")
+    with open(tmp_path / "w.fp16.pt", "r+b") as f:
+        f.seek(-10, 2)
+        f.write(b"0123456789")
+    with pytest.raises(UserError, match="sha256"):
+        load_standin(tmp_path / "w.fp16.pt")
+    with pytest.raises(UserError, match="stand-in CLIP for base_encoder"):
+        create_clip("glscl-tiny" if shipped_record()["settings"]["model"] != "glscl-tiny" else "ViT-B-32-quickgelu",
+                    "synthetic")
+    with pytest.raises(UserError, match="not found"):
+        load_standin(tmp_path / "missing.pt")
+
+
+def test_backbone_with_pretrained_synthetic_uses_the_shipped_weights():
+    from glscl_lite.model.backbone import CLIPBackbone
+    from glscl_lite.model.standin import load_standin, shipped_record
+
+    name = shipped_record()["settings"]["model"]
+    bb = CLIPBackbone(name, pretrained="synthetic")
+    ref = load_standin()
+    for (k, v), (k2, v2) in zip(bb.clip.state_dict().items(), ref.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2), k
+
+
+def test_zeroshot_cli_writes_the_contract_json(tmp_path):
+    from glscl_lite.cli import main
+
+    assert main(["zeroshot", "--frames", "40", "--json", str(tmp_path / "z.json")]) == 0
+    report = json.loads((tmp_path / "z.json").read_text())
+    assert set(report["zero_shot"]) == {"colour", "shape", "size", "background"}
+    assert set(report["retrieval"]) == {"t2i_R1", "i2t_R1"}
+    assert all(0 <= v <= 100 for v in [*report["zero_shot"].values(), *report["retrieval"].values()])
