@@ -43,10 +43,11 @@ python - "$WORK" "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 import torch
+from glscl_lite.runs import read_results
 from glscl_lite.utils import machine_name, write_json_atomic
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
 info = {"machine": machine_name(), "torch": torch.__version__, "grid": json.loads((work / "grid.json").read_text()),
-        "pretrain": json.loads((work / "pretrain" / "results.json").read_text())}
+        "pretrain": read_results(work / "pretrain")}
 write_json_atomic(out / "gallery_info.json", info)
 print(f"gallery written to {out}")
 PY

@@ -191,13 +191,16 @@ class Series:
     def trained_run(self) -> Optional[Path]:
         """The finished run to read (notebooks 03, 04): ``run_dir`` when given (it must hold a
         finished run), else the default run of :meth:`run` when it has finished, else None."""
+        from glscl_lite import runs
+
         if self.run_dir is not None:
-            if not (Path(self.run_dir) / "results.json").is_file():
-                raise FileNotFoundError(f"run_dir={str(self.run_dir)!r} holds no finished run (no results.json); "
-                                        "train it first (notebook 06 or glscl-lite train --out RUN_DIR)")
+            if not runs.is_finished(self.run_dir):
+                raise FileNotFoundError(f"run_dir={str(self.run_dir)!r} holds no finished run (no "
+                                        f"{runs.RESULTS_FILE}); train it first (notebook 06 or glscl-lite train "
+                                        "--out RUN_DIR)")
             return Path(self.run_dir)
         default = self.run()[1]
-        return default if (default / "results.json").is_file() else None
+        return default if runs.is_finished(default) else None
 
     def video_file(self, video_id: str) -> Path:
         """The mp4 of ``video_id`` (``video_dir``, else ``<data_dir>/videos``)."""
