@@ -60,7 +60,7 @@ def captions_by_video(corpus):
 def test_layout_and_field_names(corpus):
     out, summary, data = corpus
     assert set(data) == {"info", "videos", "sentences"}
-    assert sorted(p.name for p in out.iterdir()) == sorted(["MSRVTT_data.json", "videos", *CSV_FILES])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["MSRVTT_data.json", "videos", "probes", *CSV_FILES])
     assert [v["video_id"] for v in data["videos"]] == [f"video{i}" for i in range(N_VIDEOS)]
     for i, v in enumerate(data["videos"]):
         assert set(v) - {"synthetic"} == VIDEO_KEYS
