@@ -32,7 +32,7 @@ from glscl_lite.data.caption_truth import oracle_recall
 from glscl_lite.data.probes import PROBE_NAMES, load_oracle, read_probe_csv
 from glscl_lite.errors import DataError
 
-__all__ = ["TIE_TOL", "pair_accuracy", "score_probes", "test_oracle", "format_probes", "ProbeVideos",
+__all__ = ["TIE_TOL", "pair_wins", "pair_accuracy", "score_probes", "test_oracle", "format_probes", "ProbeVideos",
            "ProbeFeatures"]
 
 TIE_TOL = 1e-5
@@ -69,9 +69,10 @@ class ProbeVideos:
         return frames, mask
 
 
-def pair_accuracy(sim: torch.Tensor, tol: float = TIE_TOL) -> dict[str, float]:
-    """Pairwise accuracy for ``sim [P, 2, 2]`` (pair, caption a/b, video a/b): ``t2v``, ``v2t``
-    and their mean ``acc`` in percent, ties count 0.5 (see the module docstring)."""
+def pair_wins(sim: torch.Tensor, tol: float = TIE_TOL) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair scores for ``sim [P, 2, 2]`` (pair, caption a/b, video a/b): ``(t2v [P], v2t [P])``,
+    each the mean over the pair's two captions (videos) of 1 (own item scores higher), 0.5 (tie,
+    ``|difference| <= tol * max(1, |scores|)``) or 0."""
     s = torch.as_tensor(sim, dtype=torch.float64)
     scale = torch.clamp(s.abs().amax(dim=(1, 2)), min=1.0)
 
@@ -79,8 +80,15 @@ def pair_accuracy(sim: torch.Tensor, tol: float = TIE_TOL) -> dict[str, float]:
         d = good - bad
         return torch.where(d.abs() <= tol * scale, torch.full_like(d, 0.5), (d > 0).double())
 
-    t2v = torch.cat([win(s[:, 0, 0], s[:, 0, 1]), win(s[:, 1, 1], s[:, 1, 0])])
-    v2t = torch.cat([win(s[:, 0, 0], s[:, 1, 0]), win(s[:, 1, 1], s[:, 0, 1])])
+    t2v = (win(s[:, 0, 0], s[:, 0, 1]) + win(s[:, 1, 1], s[:, 1, 0])) / 2
+    v2t = (win(s[:, 0, 0], s[:, 1, 0]) + win(s[:, 1, 1], s[:, 0, 1])) / 2
+    return t2v, v2t
+
+
+def pair_accuracy(sim: torch.Tensor, tol: float = TIE_TOL) -> dict[str, float]:
+    """Pairwise accuracy for ``sim [P, 2, 2]`` (pair, caption a/b, video a/b): ``t2v``, ``v2t``
+    and their mean ``acc`` in percent, ties count 0.5 (see the module docstring)."""
+    t2v, v2t = pair_wins(sim, tol)
     out = {"t2v": 100.0 * t2v.mean().item(), "v2t": 100.0 * v2t.mean().item()}
     out["acc"] = (out["t2v"] + out["v2t"]) / 2
     return {k: round(v, 3) for k, v in out.items()}
@@ -205,7 +213,7 @@ def _encode(model, cfg: Config, device, captions: Sequence[str], video_ids: Sequ
 
 
 def _score_pairs(model, cfg, device, rows: list[dict[str, str]], source: ProbeVideos,
-                 features: Optional[ProbeFeatures] = None) -> dict[str, Any]:
+                 features: Optional[ProbeFeatures] = None, details: bool = False) -> dict[str, Any]:
     if len(rows) % 2:
         raise DataError("probe pairs: odd number of rows")
     sim = _encode(model, cfg, device, [r["sentence"] for r in rows], [r["video_id"] for r in rows], source,
@@ -214,17 +222,26 @@ def _score_pairs(model, cfg, device, rows: list[dict[str, str]], source: ProbeVi
     idx = torch.arange(p)
     pairs = torch.stack([torch.stack([sim[2 * idx, 2 * idx], sim[2 * idx, 2 * idx + 1]], -1),
                          torch.stack([sim[2 * idx + 1, 2 * idx], sim[2 * idx + 1, 2 * idx + 1]], -1)], 1)
-    return {**pair_accuracy(pairs), "n_pairs": p, "chance": 50.0}
+    out = {**pair_accuracy(pairs), "n_pairs": p, "chance": 50.0}
+    if details:
+        t2v, v2t = pair_wins(pairs)
+        out.update(t2v_per_pair=t2v.tolist(), v2t_per_pair=v2t.tolist())
+    return out
 
 
 @torch.no_grad()
 def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[str] = PROBE_NAMES,
-                 order_twin: str = "reverse", features: Optional[ProbeFeatures] = None) -> dict[str, dict[str, Any]]:
+                 order_twin: str = "reverse", features: Optional[ProbeFeatures] = None,
+                 details: bool = False) -> dict[str, dict[str, Any]]:
     """``{"moment": {...}, "order": {...}, "binding": {...}}`` for a model (eval mode) on the probes of
     the synthetic corpus at ``corpus_dir`` (default ``cfg.anno_path``).  Texts and videos are encoded
     from raw tokens and decoded frames (probe items are in no cache), or read from ``features``
     (:meth:`ProbeFeatures.build`, once per frozen backbone).  ``order_twin``: ``reverse`` (the twin's
-    input is the base clip reversed, exact) or ``file`` (decode the ``_b`` mp4; not with features)."""
+    input is the base clip reversed, exact) or ``file`` (decode the ``_b`` mp4; not with features).
+    ``details`` adds per-item outcomes for paired bootstraps: ``ranks`` (0-based rank of each moment /
+    full query's video, equal scores ranked optimistically) and ``t2v_per_pair`` / ``v2t_per_pair``
+    (:func:`pair_wins`), in CSV order."""
+    from glscl_lite.metrics import ranks_from_scores
     from glscl_lite.metrics import retrieval_metrics
 
     corpus = Path(corpus_dir if corpus_dir is not None else cfg.anno_path)
@@ -247,6 +264,8 @@ def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[st
                 sim = _encode(model, cfg, device, [r["sentence"] for r in sel], [r["video_id"] for r in sel], plain,
                               features)
                 result[kind] = {k: round(float(v), 3) for k, v in retrieval_metrics(sim).items()}
+                if details:
+                    result[kind]["ranks"] = ranks_from_scores(sim, np.arange(len(sel)), "optimistic").tolist()
                 if kind in oracle:
                     result[kind]["oracle"] = {k: oracle[kind][k] for k in ("R1", "R5", "R10")}
             result["n_videos"] = len({r["video_id"] for r in rows})
@@ -259,7 +278,7 @@ def score_probes(model, cfg: Config, device, corpus_dir=None, names: Sequence[st
                                                  for i in range(0, len(rows) - 1, 2)})
             elif name == "order" and order_twin != "file":
                 raise ValueError(f"order_twin must be 'reverse' or 'file', got {order_twin!r}")
-            out[name] = _score_pairs(model, cfg, device, rows, source, features)
+            out[name] = _score_pairs(model, cfg, device, rows, source, features, details)
             if name == "order":
                 out[name]["twin"] = order_twin
         else:

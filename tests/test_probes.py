@@ -325,8 +325,16 @@ def test_probe_features_score_like_raw_encoding_and_refuse_other_weights(corpus)
     raw = _encode(model, cfg, dev, caps, vids, ProbeVideos(corpus / "videos", cfg.max_frames, 64, reverse_of=reverse))
     cached = _encode(model, cfg, dev, caps, vids, None, feats)
     assert torch.allclose(raw, cached, atol=1e-4)
-    got = score_probes(model, cfg, dev, features=feats)
+    got = score_probes(model, cfg, dev, features=feats, details=True)
     assert set(got) == set(PROBE_NAMES) and got["order"]["n_pairs"] == len(rows) // 2
+    for name in ("order", "binding"):  # per-pair outcomes average to the reported accuracy
+        p = got[name]
+        assert len(p["t2v_per_pair"]) == p["n_pairs"]
+        assert 100 * np.mean(p["t2v_per_pair"]) == pytest.approx(p["t2v"], abs=1e-3)
+        assert 100 * np.mean(p["v2t_per_pair"]) == pytest.approx(p["v2t"], abs=1e-3)
+    ranks = got["moment"]["moment"]["ranks"]
+    assert len(ranks) == got["moment"]["n_videos"]
+    assert 100 * np.mean(np.asarray(ranks) < 1) == pytest.approx(got["moment"]["moment"]["R1"], abs=1e-3)
     torch.manual_seed(1)
     with pytest.raises(DataError, match="other CLIP weights"):
         score_probes(GLSCL(cfg).eval(), cfg, dev, features=feats)
