@@ -68,8 +68,12 @@ def test_probe_files_exist_and_use_test_scenes_only(corpus):
 
 
 def test_missing_probes_are_named_with_the_command(tmp_path):
+    from glscl_lite.data.probes import load_oracle
+
     with pytest.raises(DataError, match=r"order\.csv: probe file not found.*glscl-lite synth"):
         read_probe_csv(tmp_path, "order")
+    with pytest.raises(DataError, match=r"oracle\.json: oracle file not found.*glscl-lite synth"):
+        load_oracle(tmp_path)
 
 
 def test_probes_are_deterministic_and_an_old_corpus_is_regenerated(tmp_path):
@@ -83,6 +87,14 @@ def test_probes_are_deterministic_and_an_old_corpus_is_regenerated(tmp_path):
     assert syn.generate_corpus(a, n_videos=16, seed=3, workers=1, progress=False)["reused"] is False
     assert probes_complete(a)
     assert syn.generate_corpus(a, n_videos=16, seed=3, workers=1, progress=False)["reused"] is True
+    # a corpus of generator version 1 (no probes) is replaced, not reused
+    anno = a / "MSRVTT_data.json"
+    data = json.loads(anno.read_text())
+    data["info"]["generator"]["version"] = 1
+    anno.write_text(json.dumps(data))
+    assert syn.GENERATOR_VERSION == 2
+    assert syn.generate_corpus(a, n_videos=16, seed=3, workers=1, progress=False)["reused"] is False
+    assert (a / "probes" / "order.csv").read_bytes() == (b / "probes" / "order.csv").read_bytes()
 
 
 # ------------------------------------------------------------------------------------ probe content

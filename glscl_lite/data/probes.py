@@ -83,10 +83,14 @@ BINDING_TEMPLATES = ("{a} and {b}", "a video of {a} and {b}", "there is {a} and 
 
 
 # ================================================================================== probe scenes
+def _pick(rng: np.random.Generator, seq: Sequence[Any]) -> Any:
+    return seq[int(rng.integers(len(seq)))]
+
+
 def _np(rng: np.random.Generator, obj: SceneObject, size: bool) -> tuple[str, bool]:
     """"a small red star" (size with the given flag); returns the phrase and whether size is in it."""
-    words = ([syn._pick(rng, syn.SIZE_WORDS[obj.size])] if size else []) + \
-        [syn._pick(rng, syn.COLOUR_WORDS[obj.colour]), syn._pick(rng, syn.SHAPE_WORDS[obj.shape])]
+    words = ([_pick(rng, syn.SIZE_WORDS[obj.size])] if size else []) + \
+        [_pick(rng, syn.COLOUR_WORDS[obj.colour]), _pick(rng, syn.SHAPE_WORDS[obj.shape])]
     head = " ".join(words)
     return f"{'an' if head[0] in 'aeiou' else 'a'} {head}", size
 
@@ -113,8 +117,8 @@ def _extra_object(scene: Scene, rng: np.random.Generator, motions: Sequence[str]
     colours = [c for c in syn.allowed_colours(scene.background) if c not in taken]
     if not colours:  # every contrasting colour in use: reuse one not worn by a present object
         colours = [c for c in syn.allowed_colours(scene.background) if c not in {o.colour for o in scene.objects}]
-    shape = syn._pick(rng, shapes)
-    motion = syn._pick(rng, [m for m in motions if m != "spin" or shape in syn.SPIN_SHAPES])
+    shape = _pick(rng, shapes)
+    motion = _pick(rng, [m for m in motions if m != "spin" or shape in syn.SPIN_SHAPES])
     t = np.linspace(0.0, scene.duration, 9)
     tracks = [syn.object_track(o, scene.event_of(k), t, scene.duration) for k, o in enumerate(scene.objects)]
     best, best_gap = (0.5, 0.5), -1.0
@@ -123,8 +127,8 @@ def _extra_object(scene: Scene, rng: np.random.Generator, motions: Sequence[str]
         gap = min((float(np.min(np.hypot((tx - x) * 4 / 3, ty - y))) for tx, ty, *_ in tracks), default=1.0)
         if gap > best_gap:
             best, best_gap = (x, y), gap
-    speed = float(rng.uniform(40.0, 120.0)) * syn._pick(rng, (1, -1)) if motion == "spin" else 0.0
-    return SceneObject(shape=shape, colour=syn._pick(rng, colours), size=syn._pick(rng, list(syn.SIZES)),
+    speed = float(rng.uniform(40.0, 120.0)) * _pick(rng, (1, -1)) if motion == "spin" else 0.0
+    return SceneObject(shape=shape, colour=_pick(rng, colours), size=_pick(rng, list(syn.SIZES)),
                        motion=motion, x=round(best[0], 4), y=round(best[1], 4), speed=round(speed, 4),
                        angle=0.0)
 
@@ -134,12 +138,12 @@ def moment_probe(base: Scene, rng: np.random.Generator) -> tuple[Scene, CaptionM
     flash = _extra_object(base, rng)
     k = len(base.objects)
     share = float(rng.uniform(*FLASH_FRACTION))
-    kind = syn._pick(rng, ("appears", "disappears"))
+    kind = _pick(rng, ("appears", "disappears"))
     time = round((1.0 - share if kind == "appears" else share) * base.duration, 4)
     events = tuple(sorted(base.events + (Event(kind=kind, obj=k, time=time),), key=lambda e: (e.time, e.obj)))
     scene = replace(base, objects=base.objects + (flash,), events=events)
     phrase, with_size = _np(rng, flash, size=bool(rng.random() < 0.5))
-    text = syn._pick(rng, MOMENT_TEMPLATES[kind]).format(np=phrase)
+    text = _pick(rng, MOMENT_TEMPLATES[kind]).format(np=phrase)
     claims = [("shape", k, flash.shape), ("colour", k, flash.colour), ("event", k, frozenset({kind})),
               ("time", k, frozenset({"late" if kind == "appears" else "early"}))]
     if with_size:
@@ -168,7 +172,7 @@ def order_probe(base: Scene, rng: np.random.Generator, fps: int) -> tuple[Scene,
     size = bool(rng.random() < 0.3)
     a, _ = _np(rng, objects[0], size)
     b, _ = _np(rng, objects[1], size)
-    first, second = syn._pick(rng, ORDER_TEMPLATES)
+    first, second = _pick(rng, ORDER_TEMPLATES)
     return scene, first.format(a=a, b=b), second.format(a=a, b=b)
 
 
@@ -180,10 +184,10 @@ def binding_probe(base: Scene, rng: np.random.Generator) -> tuple[Scene, Scene, 
     swapped[0] = replace(objects[0], colour=objects[1].colour)
     swapped[1] = replace(objects[1], colour=objects[0].colour)
     scene_b = replace(scene_a, objects=tuple(swapped))
-    template = syn._pick(rng, BINDING_TEMPLATES)
+    template = _pick(rng, BINDING_TEMPLATES)
     first = 0 if rng.random() < 0.5 else 1
-    shape_words = [syn._pick(rng, syn.SHAPE_WORDS[o.shape]) for o in objects[:2]]
-    colour_words = [syn._pick(rng, syn.COLOUR_WORDS[o.colour]) for o in objects[:2]]
+    shape_words = [_pick(rng, syn.SHAPE_WORDS[o.shape]) for o in objects[:2]]
+    colour_words = [_pick(rng, syn.COLOUR_WORDS[o.colour]) for o in objects[:2]]
 
     def caption(colours: Sequence[str]) -> str:
         nps = []
