@@ -206,6 +206,7 @@ def save_checkpoint(obj: dict, path: PathLike) -> Path:
     path = Path(path)
     needed = _tensor_bytes(obj) + (1 << 20)
     path.parent.mkdir(parents=True, exist_ok=True)
+    storage.remove_stale_temps(path)  # a save cut short by kill -9 leaves .<name>.tmp-<pid>
     storage.require_free_space(path, needed, margin=0)
     try:
         with atomic_path(path) as tmp:

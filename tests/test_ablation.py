@@ -60,7 +60,7 @@ def test_json_grid_file_and_mapping(tmp_path):
 @pytest.mark.parametrize("grid, message", [
     ("nope", "unknown grid 'nope'; built-in grids: icl_idl, queries, sharing, icl_normalizer, full"),
     ({"x": {"quer_number": 4}}, "unknown config key 'quer_number'; valid keys: anno_path"),
-    ({"x": {"query_number": 0}}, "query_number must be >= 1"),
+    ({"x": {"query_number": 0}}, "query_number: must be >= 1, got 0"),
     ({"x": {"icl_normalizer": "mean"}}, "'mean' is not one of official, batch"),
     ({"x": 4}, "setting 'x' must be an object"),
     ({}, "non-empty JSON object"),

@@ -149,6 +149,10 @@ def test_enospc_while_saving_a_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full)
     target = tmp_path / "checkpoints" / "last.pt"
+    target.parent.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (target.parent / f".last.pt.tmp-{dead}").write_bytes(b"left by a save killed with -9")
     with pytest.raises(storage.DiskFullError, match=r"last.pt: disk full: needs .* free"):
         runs.save_checkpoint({"model": {"w": torch.zeros(10)}}, target)
     assert list(target.parent.iterdir()) == []
