@@ -241,3 +241,19 @@ def series(namespace: dict[str, Any], ensure_data: bool = True) -> Series:
         s.data_dir = ensure_corpus(s.data_dir, smoke=bool(s.smoke) or s.preset is not None)
     LAST_SERIES = s
     return s
+
+
+def run_label(run_dir: PathLike) -> str:
+    """Figure-title label of a finished run: ``trained run NAME (S steps, test t2v R@1 X % vs chance
+    Y %)``, prefixed ``CHANCE-LEVEL`` when R@1 is below twice chance -- figures of an untrained or
+    barely trained model must say so (a random-weight model: write "random weights" instead)."""
+    run_dir = Path(run_dir)
+    res = json.loads((run_dir / "results.json").read_text())
+    test = res.get("test", {})
+    r1, n = test.get("t2v", {}).get("R1"), test.get("n_videos")
+    if r1 is None or not n:
+        return f"trained run {run_dir.name} ({res.get('steps', '?')} steps)"
+    chance = 100.0 / n
+    label = (f"trained run {run_dir.name} ({res.get('steps', '?')} steps, test t2v R@1 {r1:.0f} % vs chance "
+             f"{chance:.0f} %)")
+    return f"CHANCE-LEVEL {label}" if r1 < 2 * chance else label
