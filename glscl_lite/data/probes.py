@@ -3,11 +3,12 @@
 ``glscl-lite synth`` writes, beside the JSFUSION test list and built from **test-split scenes only**:
 
 * ``moment.csv`` (``video_id, sentence, kind, source``): one probe video per test video, the test
-  scene plus a *flash* object that is on screen for at most 30 % of the clip (it appears in the last
-  30 % or disappears in the first 30 %).  Two queries per video: ``kind=moment`` describes only the
-  flash ("a small red star appears near the end"); ``kind=full`` is a whole-clip caption of the test
-  scene (its first global caption that is still true of the probe video).  Mean pooling dilutes the
-  flash over the clip; text-conditioned pooling can pick its frames.
+  scene plus a *flash* object that is on screen for 20-30 % of the clip (it appears in the last
+  part or disappears in the first part).  Two queries per video: ``kind=moment`` describes only the
+  flash ("a spinning small red star appears near the end"; the gallery's flashes take the least
+  used descriptions, so these captions are nearly unique); ``kind=full`` is a whole-clip caption of
+  the test scene (its first global caption that is still true of the probe video).  Mean pooling
+  dilutes the flash over the clip; text-conditioned pooling can pick its frames.
 * ``order.csv`` (``pair, video_id, sentence, source``): pairs of videos with the same content in the
   opposite temporal order.  Video ``_a`` shows object A until about a third of the clip (it then
   disappears), object B from about two thirds (it appears), other objects moving throughout;
@@ -108,17 +109,26 @@ def _calm(obj: SceneObject, duration: float) -> SceneObject:
     return obj
 
 
-def _extra_object(scene: Scene, rng: np.random.Generator, motions: Sequence[str] = ("still", "spin", "grow",
-                                                                                    "shrink")) -> SceneObject:
-    """A new object for ``scene``: unused shape, a colour that stands out from the background and is
-    not used by any object or colour change, a non-translating motion, placed far from the others."""
+FLASH_MOTIONS = ("still", "spin", "grow", "shrink")
+"""Motions of a moment probe's flash object (it must stay in place while it is on screen)."""
+
+
+def _options(scene: Scene, motions: Sequence[str]) -> list[tuple[str, str, str, str]]:
+    """Every (shape, colour, size, motion) a new object of ``scene`` may have: a shape not in the
+    scene, a colour that stands out from the background and is worn by no object before or after a
+    colour change (one not worn by a present object if none is left), a motion from ``motions``."""
     shapes = [s for s in syn.SHAPES if s not in {o.shape for o in scene.objects}]
     taken = {o.colour for o in scene.objects} | {e.colour for e in scene.events if e.colour}
-    colours = [c for c in syn.allowed_colours(scene.background) if c not in taken]
-    if not colours:  # every contrasting colour in use: reuse one not worn by a present object
-        colours = [c for c in syn.allowed_colours(scene.background) if c not in {o.colour for o in scene.objects}]
-    shape = _pick(rng, shapes)
-    motion = _pick(rng, [m for m in motions if m != "spin" or shape in syn.SPIN_SHAPES])
+    allowed = syn.allowed_colours(scene.background)
+    colours = [c for c in allowed if c not in taken] or \
+        [c for c in allowed if c not in {o.colour for o in scene.objects}]
+    return [(sh, c, sz, m) for sh in shapes for c in colours for sz in syn.SIZES for m in motions
+            if m != "spin" or sh in syn.SPIN_SHAPES]
+
+
+def _placed(scene: Scene, rng: np.random.Generator, shape: str, colour: str, size: str,
+            motion: str) -> SceneObject:
+    """The new object, placed where it is farthest from the scene's objects (best of 24 tries)."""
     t = np.linspace(0.0, scene.duration, 9)
     tracks = [syn.object_track(o, scene.event_of(k), t, scene.duration) for k, o in enumerate(scene.objects)]
     best, best_gap = (0.5, 0.5), -1.0
@@ -128,26 +138,44 @@ def _extra_object(scene: Scene, rng: np.random.Generator, motions: Sequence[str]
         if gap > best_gap:
             best, best_gap = (x, y), gap
     speed = float(rng.uniform(40.0, 120.0)) * _pick(rng, (1, -1)) if motion == "spin" else 0.0
-    return SceneObject(shape=shape, colour=_pick(rng, colours), size=_pick(rng, list(syn.SIZES)),
-                       motion=motion, x=round(best[0], 4), y=round(best[1], 4), speed=round(speed, 4),
-                       angle=0.0)
+    return SceneObject(shape=shape, colour=colour, size=size, motion=motion, x=round(best[0], 4),
+                       y=round(best[1], 4), speed=round(speed, 4), angle=0.0)
 
 
-def moment_probe(base: Scene, rng: np.random.Generator) -> tuple[Scene, CaptionMeaning]:
-    """``base`` plus a flash object on screen for 20-30 % of the clip, and its moment caption."""
-    flash = _extra_object(base, rng)
+def _extra_object(scene: Scene, rng: np.random.Generator, motions: Sequence[str] = FLASH_MOTIONS) -> SceneObject:
+    """A new object for ``scene`` with random attributes among :func:`_options`, placed far from the others."""
+    return _placed(scene, rng, *_pick(rng, _options(scene, motions)))
+
+
+def moment_probe(base: Scene, rng: np.random.Generator,
+                 usage: Optional[dict[tuple, int]] = None) -> tuple[Scene, CaptionMeaning]:
+    """``base`` plus a flash object on screen for 20-30 % of the clip, and its moment caption
+    ("a spinning small red star appears near the end": motion, size, colour, shape, event, time).
+
+    ``usage`` counts the (shape, colour, size, motion, event) descriptions used so far in a gallery;
+    the flash takes one of the least used that fits ``base`` (and the count is updated), so that a
+    gallery's moment captions are as distinct as the vocabulary allows."""
+    options = [o + (kind,) for o in _options(base, FLASH_MOTIONS) for kind in ("appears", "disappears")]
+    if usage is not None:
+        least = min(usage.get(o, 0) for o in options)
+        options = [o for o in options if usage.get(o, 0) == least]
+    choice = _pick(rng, options)
+    if usage is not None:
+        usage[choice] = usage.get(choice, 0) + 1
+    *attributes, kind = choice
+    flash = _placed(base, rng, *attributes)
     k = len(base.objects)
     share = float(rng.uniform(*FLASH_FRACTION))
-    kind = _pick(rng, ("appears", "disappears"))
     time = round((1.0 - share if kind == "appears" else share) * base.duration, 4)
     events = tuple(sorted(base.events + (Event(kind=kind, obj=k, time=time),), key=lambda e: (e.time, e.obj)))
     scene = replace(base, objects=base.objects + (flash,), events=events)
-    phrase, with_size = _np(rng, flash, size=bool(rng.random() < 0.5))
+    adjective = _pick(rng, syn.MOTION_ADJECTIVES[flash.motion])
+    phrase, _ = _np(rng, flash, size=True)
+    phrase = f"{'an' if adjective[0] in 'aeiou' else 'a'} {adjective} {phrase.split(' ', 1)[1]}"
     text = _pick(rng, MOMENT_TEMPLATES[kind]).format(np=phrase)
-    claims = [("shape", k, flash.shape), ("colour", k, flash.colour), ("event", k, frozenset({kind})),
-              ("time", k, frozenset({"late" if kind == "appears" else "early"}))]
-    if with_size:
-        claims.append(("size", k, flash.size))
+    claims = [("shape", k, flash.shape), ("colour", k, flash.colour), ("size", k, flash.size),
+              ("motion_in", k, frozenset(m for m, adj in syn.MOTION_ADJECTIVES.items() if adjective in adj)),
+              ("event", k, frozenset({kind})), ("time", k, frozenset({"late" if kind == "appears" else "early"}))]
     return scene, CaptionMeaning(text, "moment", tuple(claims))
 
 
@@ -294,8 +322,9 @@ def write_probes(out: Path, seed: int, scenes: Sequence[Scene], test_indices: Se
 
     jobs: list[tuple[str, dict, bool]] = []
     moment_rows, moment_scenes, moment_caps, full_caps = [], [], [], []
+    usage: dict[tuple, int] = {}
     for key, i in enumerate(test):
-        scene, cap = moment_probe(scenes[i], scene_rng(seed, i, STREAMS["moment"]))
+        scene, cap = moment_probe(scenes[i], scene_rng(seed, i, STREAMS["moment"]), usage)
         vid = f"probe_moment_{key:04d}"
         own = scene_facts(scene)
         full = next((m for m in meanings[key] if m.kind == "global" and caption_true_of(m, own)), None) or \
