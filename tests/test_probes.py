@@ -82,6 +82,8 @@ def test_probes_are_deterministic_and_an_old_corpus_is_regenerated(tmp_path):
     syn.generate_corpus(b, n_videos=16, seed=3, workers=2, progress=False)
     for name in ("moment.csv", "order.csv", "binding.csv", "oracle.json", "info.json"):
         assert (a / "probes" / name).read_bytes() == (b / "probes" / name).read_bytes(), name
+    summary = syn.generate_corpus(a, n_videos=16, seed=3, workers=1, progress=False)
+    assert summary["reused"] and summary["probes"]["order_pairs"] == 4 and summary["probes"]["moment_videos"] == 8
     # a corpus whose probes are incomplete (e.g. written before probes existed) is not reused
     (a / "probes" / "oracle.json").unlink()
     assert syn.generate_corpus(a, n_videos=16, seed=3, workers=1, progress=False)["reused"] is False

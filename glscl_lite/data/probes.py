@@ -50,7 +50,8 @@ from glscl_lite.data.synthetic import Event, Scene, SceneObject, encode_video, r
 from glscl_lite.errors import DataError
 
 __all__ = ["PROBE_DIR", "PROBE_NAMES", "PAIR_FRACTION", "moment_probe", "order_probe", "binding_probe",
-           "write_probes", "probes_complete", "read_probe_csv", "probe_dir", "load_oracle", "scene_of"]
+           "write_probes", "probes_complete", "read_probe_csv", "probe_dir", "load_oracle", "scene_of",
+           "probe_summary"]
 
 PROBE_DIR = "probes"
 PROBE_NAMES = ("moment", "order", "binding")
@@ -359,7 +360,7 @@ def write_probes(out: Path, seed: int, scenes: Sequence[Scene], test_indices: Se
             "binding_pairs": len(binding_rows) // 2, "videos": [j[0] for j in jobs],
             "scenes": {j[0]: j[1] for j in jobs if not j[2]},
             "order_twin": "video _b is the frame-by-frame reversal of video _a",
-            "oracle_test_R1": oracle["test"]["R1"]}
+            "oracle_test_R1": oracle["test"]["R1"], "oracle_moment_R1": oracle["moment"]["moment"]["R1"]}
     (pdir / "info.json").write_text(json.dumps(info))
     return info
 
@@ -384,6 +385,16 @@ def probes_complete(out: Path) -> bool:
         if not path.is_file() or path.stat().st_size == 0:
             return False
     return True
+
+
+def probe_summary(corpus_dir) -> Optional[dict[str, Any]]:
+    """Counts and oracle ceilings of the corpus's probes (None when it has none), for ``synth``'s summary."""
+    path = probe_dir(corpus_dir) / "info.json"
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    keep = ("moment_videos", "order_pairs", "binding_pairs", "oracle_test_R1", "oracle_moment_R1")
+    return {"dir": str(probe_dir(corpus_dir)), **{k: info[k] for k in keep if k in info}}
 
 
 def load_oracle(corpus_dir) -> dict[str, Any]:

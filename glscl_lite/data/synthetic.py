@@ -1472,7 +1472,14 @@ def _summary(data: dict[str, Any], out: Path, seconds: float, workers: int,
         "reused": reused,
         "seconds": round(seconds, 3),
         "videos_per_minute": None if reused or seconds <= 0 else round(60.0 * len(videos) / seconds, 1),
+        "probes": _probe_summary(out),
     }
+
+
+def _probe_summary(out: Path) -> Optional[dict[str, Any]]:
+    from glscl_lite.data.probes import probe_summary
+
+    return probe_summary(out)
 
 
 def generate_corpus(out_dir: PathLike, n_videos: int = 48, seed: int = 0,
