@@ -167,6 +167,21 @@ class ProbeFeatures:
         model.train(was_training)
         return cls(ids + list(twins), captions, arrays, backbone_checksum(model.backbone), str(corpus))
 
+    def save(self, path) -> None:
+        """Write the features to one file (atomically); :meth:`load` reads it back."""
+        from glscl_lite.utils import atomic_path
+
+        state = {"video_ids": self.video_ids, "captions": self.captions, "arrays": self.arrays,
+                 "backbone_checksum": self.backbone_checksum, "corpus_dir": self.corpus_dir}
+        with atomic_path(Path(path)) as tmp:
+            torch.save(state, tmp)
+
+    @classmethod
+    def load(cls, path) -> "ProbeFeatures":
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+        return cls(state["video_ids"], [tuple(c) for c in state["captions"]], state["arrays"],
+                   state["backbone_checksum"], state["corpus_dir"])
+
     def check(self, model) -> None:
         from glscl_lite.features import backbone_checksum
 

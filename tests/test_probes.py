@@ -323,7 +323,7 @@ def test_eval_probes_cli_json(tmp_path, smoke_overrides, capsys):
     assert "oracle" in err and "order: pairwise accuracy" in err
 
 
-def test_probe_features_score_like_raw_encoding_and_refuse_other_weights(corpus):
+def test_probe_features_score_like_raw_encoding_and_refuse_other_weights(corpus, tmp_path):
     from glscl_lite.config import load_config
     from glscl_lite.model import GLSCL
     from glscl_lite.probes_eval import ProbeFeatures, _encode
@@ -339,6 +339,8 @@ def test_probe_features_score_like_raw_encoding_and_refuse_other_weights(corpus)
     raw = _encode(model, cfg, dev, caps, vids, ProbeVideos(corpus / "videos", cfg.max_frames, 64, reverse_of=reverse))
     cached = _encode(model, cfg, dev, caps, vids, None, feats)
     assert torch.allclose(raw, cached, atol=1e-4)
+    feats.save(tmp_path / "probe-features.pt")
+    feats = ProbeFeatures.load(tmp_path / "probe-features.pt")
     got = score_probes(model, cfg, dev, features=feats, details=True)
     assert set(got) == set(PROBE_NAMES) and got["order"]["n_pairs"] == len(rows) // 2
     for name in ("order", "binding"):  # per-pair outcomes average to the reported accuracy
