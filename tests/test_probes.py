@@ -303,7 +303,7 @@ def test_order_blind_models_score_exactly_50_on_the_order_probe(corpus, head):
     assert out["order"]["acc"] == 50.0 and out["order"]["t2v"] == 50.0 and out["order"]["n_pairs"] > 0
 
 
-def test_eval_probes_cli_json(tmp_path, smoke_overrides, capsys):
+def test_eval_probes_cli_json(tmp_path, smoke_overrides, capsys, monkeypatch):
     from glscl_lite.cli import main
     from glscl_lite.train import train
 
@@ -321,6 +321,10 @@ def test_eval_probes_cli_json(tmp_path, smoke_overrides, capsys):
     assert res["oracle"]["n_matched"] == res["n_texts"] and 0 < res["oracle"]["R1"] <= 100
     err = capsys.readouterr().err
     assert "oracle" in err and "order: pairwise accuracy" in err
+    # a corpus without probes: one line naming the file and the command that makes it
+    monkeypatch.setattr("glscl_lite.data.probes.probe_dir", lambda d: tmp_path / "no-probes")
+    assert main(["eval", "--run", str(run), "--probes"]) == 2
+    assert "oracle.json: oracle file not found" in capsys.readouterr().err
 
 
 def test_probe_features_score_like_raw_encoding_and_refuse_other_weights(corpus, tmp_path):
