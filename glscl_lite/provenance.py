@@ -8,7 +8,7 @@ dict of named *parts*; each part is one of
 * a file map from :func:`fingerprint_files`: ``{"files": {name: [size, mtime_ns]}}`` -- ``stat``
   only, so 10k videos cost milliseconds (videos are never hashed);
 * a checksum from :func:`file_sha256`: ``{"sha256": HEX, "path": PATH}`` (checkpoints, weights);
-* a plain JSON value: settings, another artefact's ``digest``.
+* a plain JSON value: settings, another artefact's ``digest``, a :func:`folder_summary`.
 
 ``fingerprint`` adds ``"digest"`` (sha256 of the parts), which a downstream artefact may record
 to depend on an upstream one.  Example (the API ``glscl_lite.pretrain`` uses)::
@@ -68,6 +68,23 @@ def fingerprint_videos(video_dir: PathLike, video_ids: Iterable[str], ext: str =
     return fingerprint_files((Path(video_dir) / f"{v}{ext}" for v in ids), ids)
 
 
+def folder_summary(folder: PathLike, suffix: str = "") -> dict:
+    """``{"count": n, "digest": sha256 of every (name, size, mtime_ns)}`` of the files in
+    ``folder`` ending in ``suffix`` -- one ``scandir``, compact enough to record per run."""
+    h = hashlib.sha256()
+    n = 0
+    try:
+        entries = sorted((e for e in os.scandir(folder) if e.name.endswith(suffix) and e.is_file()),
+                         key=lambda e: e.name)
+    except OSError:
+        entries = []
+    for e in entries:
+        st = e.stat()
+        h.update(f"{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        n += 1
+    return {"count": n, "digest": h.hexdigest()[:16]}
+
+
 def annotation_files(anno_dir: PathLike) -> list[Path]:
     """The annotation files of an MSR-VTT folder: ``MSRVTT_data.json`` and every ``MSRVTT_*.csv``."""
     anno_dir = Path(anno_dir)
@@ -122,7 +139,8 @@ def differences(recorded: Mapping[str, Any], current: Mapping[str, Any], limit: 
         if part == "digest" or part not in recorded:
             continue
         was = recorded[part]
-        if isinstance(now, dict) and "files" in now and isinstance(was, dict) and "files" in was:
+        if isinstance(now, dict) and isinstance(now.get("files"), dict) and isinstance(was, dict) \
+                and isinstance(was.get("files"), dict):
             changed = []
             for name, stamp in now["files"].items():
                 old = was["files"].get(name, "absent")

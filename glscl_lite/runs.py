@@ -108,15 +108,21 @@ def has_checkpoint(run_dir: PathLike, which: str = "last") -> bool:
 
 # ------------------------------------------------------------------------------------- provenance
 def run_fingerprint(cfg: Config) -> dict:
-    """What a run is built from: annotation files (stat), the frame or feature cache it reads (their
-    digest) or the videos (stat), and the pretrained weights when they are a local file (sha256)."""
+    """What a run is built from: the annotation files it reads (``MSRVTT_data.json`` and its split
+    CSVs; size and mtime), the frame or feature cache it reads (their digest) or else the video
+    folder (count and digest of every video's size and mtime), and the pretrained weights when they
+    are a local file (sha256)."""
     from glscl_lite import provenance as pv
 
-    parts: dict[str, Any] = {"annotations": pv.fingerprint_annotations(cfg.anno_path)}
+    files = [Path(cfg.anno_path) / "MSRVTT_data.json",
+             *(cfg.resolve(name) for name in (cfg.train_csv, cfg.val_csv, cfg.test_csv) if name)]
+    parts: dict[str, Any] = {"annotations": pv.fingerprint_files(files)}
     if cfg.feature_cache:
         parts["feature_cache"] = _artefact_digest(Path(cfg.feature_cache) / "meta.json")
     elif cfg.frame_cache:
         parts["frame_cache"] = _artefact_digest(Path(cfg.frame_cache) / "index.json")
+    else:  # decoded on the fly: the video folder, summarised (one scandir, no hashing of videos)
+        parts["videos"] = pv.folder_summary(cfg.video_path, ".mp4")
     if cfg.pretrained and Path(cfg.pretrained).is_file():
         parts["pretrained"] = pv.file_sha256(cfg.pretrained)
     return pv.fingerprint(**parts)

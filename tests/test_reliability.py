@@ -440,3 +440,23 @@ def test_stand_in_weights_and_ablation_cells_know_their_inputs(tmp_path, smoke_o
                                               r"\(pretrained .*clip.pt: recorded sha256 \w+, now sha256 \w+\); "
                                               r"rebuild it with: glscl-lite train"):
         runs.finished(cell, cfg)
+
+
+def test_a_run_decoding_videos_on_the_fly_records_the_video_folder(tiny, tmp_path):
+    from glscl_lite.config import Config
+    from glscl_lite.provenance import ProvenanceError
+
+    cfg = Config(anno_path=str(tiny.anno_dir), video_path=str(tiny.video_dir), val_videos=1)
+    run = tmp_path / "run"
+    runs.write_config(run, cfg)
+    runs.write_provenance(run, cfg)
+    assert runs.finished(run, cfg) is None  # same inputs, not finished
+    video = tiny.video_dir / "video0.mp4"
+    st = _touch_later(video)
+    try:
+        with pytest.raises(ProvenanceError, match=r"run: built from other inputs than the ones in use now "
+                                                  r"\(videos.digest: recorded \"\w+\", now \"\w+\"\)"):
+            runs.finished(run, cfg)
+    finally:
+        os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert runs.finished(run, cfg) is None
