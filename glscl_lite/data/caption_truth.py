@@ -32,7 +32,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from glscl_lite.data import synthetic as syn
-from glscl_lite.data.synthetic import Caption, Event, Scene, SceneObject
+from glscl_lite.data.synthetic import Caption, Event, Scene
 
 __all__ = ["Claim", "CaptionMeaning", "traced_captions", "caption_true_of", "scene_facts",
            "ObjectFacts", "SceneFacts", "count_true", "oracle_recall"]
