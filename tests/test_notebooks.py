@@ -95,35 +95,46 @@ def non_smoke_parameters(corpus: Path, tmp: Path) -> dict:
             "run_dir": str(tmp / "run"), "device": "cpu", "work_dir": str(tmp / "work")}
 
 
-PROBE = ("import json\nfrom glscl_lite import nb as _nb\n_s = _nb.LAST_SERIES\n_c = _s.config()\n"
-         "print('SERIES=' + json.dumps({**_s.as_dict(), 'cfg': {k: getattr(_c, k) for k in "
-         "('pretrained', 'device', 'frame_cache', 'video_path', 'anno_path', 'base_encoder')}}))\n")
-
-
-@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_series_parameters_reach_the_notebook(path, corpus, tmp_path):
-    """papermill's parameters reach each notebook's setup (``nb.series(globals())``): the notebook
-    runs up to that cell with every shared parameter changed, then a probe prints what it resolved."""
-    import nbformat
+def test_series_parameters_reach_the_notebook(path, corpus, tmp_path, monkeypatch):
+    """papermill's parameters reach each notebook's setup (``nb.series(globals())``): papermill
+    injects every shared parameter changed (``parameterize_notebook``, what ``execute`` does), and
+    the notebook's cells up to its setup cell run in one namespace -- in this process, not a kernel
+    (the full papermill path is what the smoke runs and the non-smoke run of 06 take)."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
 
-    book = nbformat.read(path, as_version=4)
+    from glscl_lite import nb as nbmod
+
+    book = load_notebook_node(str(path))  # papermill's loader (adds the metadata it expects)
     cut = next((i for i, c in enumerate(book.cells)
                 if c.cell_type == "code" and "nb.series(globals())" in c.source), None)
     assert cut is not None, "the setup cell must call nb.series(globals())"
-    book.cells = book.cells[:cut + 1] + [nbformat.v4.new_code_cell(PROBE)]
-    src = tmp_path / "nb" / path.name
-    src.parent.mkdir()
-    nbformat.write(book, src)
+    book.cells = book.cells[:cut + 1]
+    # the setup cell only up to the series line (07 goes on to train its run in that cell)
+    lines = book.cells[cut].source.splitlines()
+    upto = next(i for i, ln in enumerate(lines) if "nb.series(globals())" in ln)
+    book.cells[cut].source = "\n".join(lines[:upto + 1])
     params = non_smoke_parameters(corpus, tmp_path)
-    out = execute(src, tmp_path / "out" / path.name, params, timeout=CELL_TIMEOUT)
-    text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
-                   for o in c.get("outputs", []))
-    got = json.loads(text.split("SERIES=")[1].splitlines()[0])
-    assert {k: got[k] for k in params} == params
-    assert got["cfg"] == {"pretrained": None, "device": "cpu", "frame_cache": params["frame_cache"],
-                          "video_path": params["video_dir"], "anno_path": params["data_dir"],
-                          "base_encoder": "glscl-tiny"}
+    book = parameterize_notebook(book, params, kernel_name="python3", language="python")
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in book.cells)
+    monkeypatch.chdir(path.parent)
+    monkeypatch.setattr(nbmod, "LAST_SERIES", None)
+    namespace = {"__name__": "__notebook__", "display": lambda *a, **k: None}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, f"{path.name}", "exec"), namespace)
+    s = nbmod.LAST_SERIES
+    assert s is not None and namespace["S"] is s
+    assert {k: v for k, v in s.as_dict().items()} == params
+    c = s.config()
+    assert {k: getattr(c, k) for k in ("pretrained", "device", "frame_cache", "video_path", "anno_path",
+                                        "base_encoder")} == {
+        "pretrained": None, "device": "cpu", "frame_cache": params["frame_cache"], "video_path": params["video_dir"],
+        "anno_path": params["data_dir"], "base_encoder": "glscl-tiny"}
 
 
 @pytest.mark.notebook

@@ -1,0 +1,358 @@
+# %% [markdown]
+# # 03 · The global interaction module (GIM)
+#
+# A caption often describes only part of a clip ("later the star turns green"). Averaging all frames into one
+# video vector, as CLIP4Clip's mean pooling does, dilutes exactly the frames the caption is about. The GIM lets the
+# caption choose: it scores every frame against the sentence feature, turns the scores into weights with a softmax,
+# and compares the caption with the weighted average of the frames (spec §2):
+#
+# $$w_{v} = \mathrm{softmax}_v\big(\langle t, f_v\rangle / \tau\big), \qquad
+# u = \sum_v w_v f_v, \qquad \mathrm{Sim}_1 = \cos(t, u)$$
+#
+# with $t$ the sentence (EOT) feature, $f_v$ the post-temporal frame features, $\tau = 3$ and the softmax taken
+# over the real (unpadded) frames. Nothing is normalised before the softmax, and the module has **no parameters**.
+# This notebook builds it step by step, checks it against `glscl_lite.model.GlobalInteraction`, and looks at the
+# official code's order of operations, at attention over real frames, and at the temperature.
+
+# %% tags=["parameters"]
+smoke = True                    # True: tiny settings, seconds on a CPU (CI); False: the real thing
+preset = None                   # None: the tiny CPU config; or "paper", "paper-readme", "glccl", ... (GPU box)
+pretrained = None               # CLIP weights. None: the config's own; "openai", a checkpoint file, or "random"
+data_dir = "../data/synthetic"  # MSR-VTT annotation folder; a synthetic corpus is written there when empty
+video_dir = None                # None: <data_dir>/videos (real MSR-VTT: .../MSRVTT/videos/all)
+frame_cache = None              # decoded-frame cache folder; None: the config's (tiny: <data_dir>/frames-64)
+run_dir = None                  # run to read or train; None: <work_dir>/<smoke_run | tiny_run | PRESET_run>
+device = None                   # None: the config's (tiny: "cpu"; presets: "auto" = cuda if present); or "cuda:1"
+work_dir = "../runs"            # runs and caches shared by the series
+# this notebook
+temperature = 3.0   # tau_g (official --temp 3 for MSR-VTT)
+
+# %%
+import logging
+import textwrap
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from glscl_lite import nb
+from glscl_lite.data import msrvtt
+from glscl_lite.data.text import tokenize
+from glscl_lite.data.video import load_clip, read_frames
+from glscl_lite.evaluate import load_run_model
+from glscl_lite.model import GLSCL, GlobalInteraction
+
+logging.getLogger().setLevel(logging.ERROR)
+if smoke:  # tiny tensors: one thread is as fast, and far faster when other jobs share the CPU
+    torch.set_num_threads(1)
+S = nb.series(globals())  # the shared parameters, resolved; writes a synthetic corpus if data_dir is empty
+data_dir = S.data_dir
+work_dir = Path(work_dir)
+
+# %% [markdown]
+# ## Step by step on a toy batch
+#
+# Three captions, four videos of six frames each, D = 8. Video 1 has two padded frames and video 3 has four.
+
+# %%
+torch.manual_seed(0)
+Bt, Bv, T, D = 3, 4, 6, 8
+sent = 3 * torch.randn(Bt, D)          # sentence features t_a      [Bt, D]
+frames = 3 * torch.randn(Bv, T, D)     # post-temporal frames f_b,v [Bv, T, D]
+fmask = torch.ones(Bv, T)
+fmask[1, 4:] = 0
+fmask[3, 2:] = 0
+tau = temperature
+
+# spec §2: nothing is normalised before the softmax
+# 1. raw dot product of every caption with every frame of every video            [Bt, Bv, T]
+dots = torch.einsum("ad,bvd->abv", sent, frames)
+# 2. softmax over the real frames of each video, at temperature tau               [Bt, Bv, T]
+w = (dots / tau).masked_fill(fmask[None] == 0, float("-inf")).softmax(dim=-1)
+# 3. text-conditioned video feature: one pooled vector per (caption, video) pair  [Bt, Bv, D]
+u = torch.einsum("abv,bvd->abd", w, frames)
+# 4. cosine of the caption with its own view of each video                        [Bt, Bv]
+sim1 = F.cosine_similarity(sent[:, None, :], u, dim=-1)
+
+for label, x in [("dots", dots), ("w", w), ("u", u), ("Sim1", sim1)]:
+    print(f"{label:>5}: {tuple(x.shape)}")
+print("weights of caption 0 on video 3 (4 padded frames):", w[0, 3].numpy().round(3))
+
+# %%
+gim = GlobalInteraction(temperature)
+assert_close(gim(sent, frames, fmask), sim1)               # Sim1
+assert_close(gim.attention(sent, frames, fmask), w)        # frame weights
+assert_close(gim.pooled(sent, frames, fmask), u)           # pooled features
+print("teaching version == glscl_lite GlobalInteraction (Sim1, weights, pooled features)")
+print("parameters of the GIM:", sum(p.numel() for p in gim.parameters()))
+pd.DataFrame(sim1.numpy(), index=[f"caption {a}" for a in range(Bt)],
+             columns=[f"video {b}" for b in range(Bv)]).round(3)
+
+# %% [markdown]
+# ### How the package avoids materialising u
+#
+# Step 3 creates a D-dimensional vector for every (caption, video) pair: for a 10,000 × 10,000 gallery at D = 512
+# that is 200 GB in fp32. The package never builds it. The cosine only needs $\langle t, u\rangle$ and
+# $\lVert u\rVert$, and both come from quantities of size T:
+#
+# $$\langle t, u\rangle = \sum_v w_v \langle t, f_v\rangle \quad(\text{the dot products of step 1}),\qquad
+# \lVert u\rVert^2 = w^\top G\, w,\; G = F F^\top \in \mathbb{R}^{T\times T}\ (\text{once per video}).$$
+
+# %%
+t_dot_u = (w * dots).sum(-1)
+gram = torch.einsum("bvd,bwd->bvw", frames, frames)               # [Bv, T, T], once per video
+assert_close(gim.frame_gram(frames), gram)                          # the package caches it in the video side
+u_sq = torch.einsum("abv,bvw,abw->ab", w, gram, w)
+assert_close(t_dot_u, (sent[:, None, :] * u).sum(-1))
+assert_close(u_sq, u.pow(2).sum(-1))
+n, Dfull, Tfull = 10_000, 512, 12
+print(f"for {n:,} x {n:,} pairs: u would need {n * n * Dfull * 4 / 1e9:,.0f} GB, the weights {n * n * Tfull * 4 / 1e9:,.1f} GB "
+      "(and the package scores in blocks, so only one block lives at a time)")
+
+
+# %% [markdown]
+# ## The official order of operations: softmax, *then* mask
+#
+# The official code takes the softmax over **all** T frames, padded ones included, and then multiplies the weights
+# by the mask, without renormalising (spec §2). The weights then sum to less than one, but the cosine does not care
+# about the length of $u$, so the score is the same as with a masked softmax.
+
+# %%
+def gim_official(sent, frames, fmask, tau):
+    # teaching copy of the official order (spec §2): softmax over all frames, zero the padded ones, normalise u
+    w = torch.einsum("ad,bvd->abv", sent, frames).div(tau).softmax(dim=-1) * fmask[None]
+    u = torch.einsum("abv,bvd->abd", w, frames)
+    t_hat = sent / sent.norm(dim=-1, keepdim=True)
+    u_hat = u / u.norm(dim=-1, keepdim=True)          # the official code divides by the norm, no epsilon
+    return (t_hat[:, None, :] * u_hat).sum(-1), w
+
+
+official, w_off = gim_official(sent, frames, fmask, tau)
+print("sum of weights, caption 0 (official):", w_off[0].sum(-1).numpy().round(3), "| masked softmax:", w[0].sum(-1).numpy())
+print(f"max |Sim1 official - Sim1 package| = {(official - gim(sent, frames, fmask)).abs().max():.1e}")
+
+# %% [markdown]
+# The two orders differ in one corner case. If the real frames' scores are far below a padded frame's score, their
+# softmax weights underflow to exactly zero; the official order then pools nothing, $u = 0$ and the cosine is 0/0.
+# The padded frames are real CLIP inputs (a flat mean-colour image, spec S17), so their scores are not
+# controlled by anything. In fp32 this needs a score gap of more than ~100·τ, so it is rare, but in half precision
+# the threshold is about 17·τ. The masked softmax never looks at padded frames:
+
+# %%
+t1 = torch.zeros(1, D); t1[0, 0] = 1.0
+v1 = torch.zeros(1, T, D)
+gap = 130.0 * tau         # fp32's exp underflows beyond a gap of ~104 (in units of tau)
+v1[0, :2, 0] = -gap / 2   # two real frames, scored low
+v1[0, 2:, 0] = gap / 2    # four padded frames, scored high: a gap of 130 after dividing by tau
+v1[0, :2, 1] = 1.0        # (so the real frames are not parallel to the caption)
+m1 = torch.tensor([[1.0, 1, 0, 0, 0, 0]])
+print("official order :", gim_official(t1, v1, m1, tau)[0].item())
+print("masked softmax :", gim(t1, v1, m1).item())
+
+# %% [markdown]
+# ## Attention over the frames of a real clip
+#
+# Now with a model: sentence features and post-temporal frame features of one synthetic clip, from the tiny model.
+# If notebook 06 has finished its run (in `work_dir/smoke_run`), its trained weights are used; otherwise the model
+# has random weights, and the pattern below only shows the mechanics (run this notebook again after notebook 06).
+
+# %%
+run = S.trained_run()  # run_dir, else the run notebook 06 trains for this preset, if finished
+if run is not None:
+    model, cfg, device = load_run_model(run, device="cpu")  # inspection: small tensors, CPU
+    origin = nb.run_label(run)   # says CHANCE-LEVEL when it is
+else:
+    cfg = S.model_config()
+    torch.manual_seed(0)
+    model = GLSCL(cfg).eval()
+    origin = f"random weights, untrained ({cfg.base_encoder})"
+print("model:", origin)
+
+anno = msrvtt.load_annotations(data_dir)
+test_caps = msrvtt.read_caption_csv(data_dir / msrvtt.TEST_CSV)
+vids = list(dict.fromkeys(c.video_id for c in test_caps))
+meta = anno.videos.get(vids[0], {}).get("synthetic")
+
+
+def n_events(v):
+    s = anno.videos.get(v, {}).get("synthetic")
+    return len(s["scene"]["events"]) if s else 0
+
+
+vid = max(vids[:20], key=n_events)  # a test clip with events, so captions can point at moments
+own = [c.caption for c in anno.captions(vid)][:6]
+other = [c.caption for c in anno.captions(vids[1] if vids[0] == vid else vids[0])][:2]
+captions = own + other
+frames_u8, vmask = load_clip(S.video_file(vid), cfg.max_frames, model.backbone.image_size)
+ids, tmask = tokenize(captions, cfg.max_words)
+with torch.no_grad():
+    video_side = model.encode_video(torch.from_numpy(frames_u8)[None], torch.from_numpy(vmask)[None])
+    text_side = model.encode_text(ids, tmask)
+    attn = model.head.gim.attention(text_side["sentence"], video_side["frames"], video_side["mask"])[:, 0]  # [Nt, T]
+    scores = model.head.gim(text_side["sentence"], video_side["frames"], video_side["mask"])[:, 0]
+print(f"{vid}: {int(vmask.sum())} real frames; sentence norms ~{text_side['sentence'].norm(dim=-1).mean():.1f}, "
+      f"frame norms ~{video_side['frames'][0, vmask > 0].norm(dim=-1).mean():.1f}")
+
+# %%
+raw_frames, n_real = read_frames(S.video_file(vid), max_frames=cfg.max_frames)
+Tn, Nc = cfg.max_frames, len(captions)
+fig, ax = plt.subplots(figsize=(15, 6.5))
+heat = np.ma.masked_where(np.broadcast_to(vmask == 0, attn.shape), attn.numpy())
+im = ax.imshow(heat, aspect="auto", cmap="viridis", vmin=0, extent=(-0.5, Tn - 0.5, Nc - 0.5, -0.5))
+for i in range(Tn):  # the frames themselves, drawn above their column
+    if i < n_real:
+        ax.imshow(raw_frames[i], aspect="auto", extent=(i - 0.47, i + 0.47, -0.6, -2.1))
+    else:
+        ax.text(i, -1.35, "pad", ha="center", va="center", color="crimson")
+ax.set_xlim(-0.5, Tn - 0.5); ax.set_ylim(Nc - 0.5, -2.2)
+ax.set_yticks(range(Nc))
+ax.set_yticklabels([("(other video) " if i >= len(own) else "") + textwrap.shorten(c, 60) + f"   [Sim1 {s:.2f}]"
+                    for i, (c, s) in enumerate(zip(captions, scores.tolist()))], fontsize=8)
+ax.set_xticks(range(Tn)); ax.set_xlabel("frame (padded frames blank)")
+fig.colorbar(im, ax=ax, shrink=0.7, label="GIM weight w_v")
+ax.set_title(f"GIM frame weights, tau = {temperature}, {vid}, {origin}")
+plt.show()
+
+# %% [markdown]
+# Each row is one caption's distribution over the clip's frames (each row sums to one over the real frames). Once
+# trained, captions about one moment concentrate on the frames where it happens, while captions about the whole
+# clip spread out. Captions of another video still get a distribution: the GIM always produces *some* pooled video,
+# and it is the cosine afterwards that says how well it matches.
+#
+# ## The temperature
+#
+# τ sets how peaked the weights are. Small τ: the caption takes its single best frame. Large τ: all real frames
+# count equally, i.e. an (unnormalised) mean pooling. Because the softmax acts on **raw** dot products, the same τ
+# means different things for different feature norms (CLIP features have norms around 10, spec §2). Below, the
+# entropy of the weights, divided by its maximum log(number of real frames), as a function of τ:
+
+# %%
+taus = np.logspace(-1.5, 2.5, 40)
+s_feat, f_feat, f_mask = text_side["sentence"], video_side["frames"], video_side["mask"]
+n_valid = int(f_mask.sum())
+entropy = []
+for t in taus:
+    wt = GlobalInteraction(float(t)).attention(s_feat, f_feat, f_mask)[:, 0, :n_valid]
+    entropy.append((-(wt * wt.clamp_min(1e-30).log()).sum(-1) / np.log(n_valid)).mean().item())
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+axes[0].semilogx(taus, entropy, "o-", ms=3)
+axes[0].axvline(temperature, color="crimson", ls="--", label=f"tau = {temperature}")
+axes[0].set_xlabel("temperature tau"); axes[0].set_ylabel("entropy / log(#frames)")
+axes[0].set_title("0 = one frame, 1 = uniform over the real frames"); axes[0].legend()
+for t, c in [(0.3, "tab:blue"), (temperature, "crimson"), (30.0, "tab:green")]:
+    wt = GlobalInteraction(t).attention(s_feat[:1], f_feat, f_mask)[0, 0, :n_valid]
+    axes[1].plot(range(n_valid), wt.numpy(), "o-", color=c, label=f"tau = {t}")
+axes[1].set_xlabel("frame"); axes[1].set_ylabel("weight"); axes[1].legend()
+axes[1].set_title(textwrap.shorten(captions[0], 70), fontsize=9)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# The same weights for every caption (rows) over the real frames (columns), one panel per τ. In JupyterLab a slider below the panels steps through them one at a time (`glscl_lite.widgets.explore`; the static panels are what papermill and exported notebooks show).
+
+# %%
+from glscl_lite import widgets
+
+
+def draw_tau(tau, ax):
+    w = GlobalInteraction(float(tau)).attention(s_feat, f_feat, f_mask)[:, 0, :n_valid]
+    ax.imshow(w.numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_title(f"tau = {tau:g}", fontsize=9); ax.set_xlabel("real frame"); ax.set_ylabel("caption")
+
+
+widgets.explore(draw_tau, "tau", [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], default=temperature,
+                title=f"GIM weights over the real frames, one row per caption ({origin})")
+
+# %% [markdown]
+# The two limits can be checked directly: at a tiny τ the GIM score equals the cosine with the single best frame,
+# and at a huge τ it equals the cosine with the plain average of the real frames.
+
+# %%
+dots_real = torch.einsum("d,vd->v", s_feat[0], f_feat[0, :n_valid])
+best = F.cosine_similarity(s_feat[0], f_feat[0, dots_real.argmax()], dim=0)
+mean = F.cosine_similarity(s_feat[0], f_feat[0, :n_valid].mean(0), dim=0)
+low = GlobalInteraction(1e-4)(s_feat[:1], f_feat, f_mask)[0, 0]
+high = GlobalInteraction(1e6)(s_feat[:1], f_feat, f_mask)[0, 0]
+print(f"tau -> 0  : GIM {low:.5f} | cosine with the best frame   {best:.5f}")
+print(f"tau -> inf: GIM {high:.5f} | cosine with the frame average {mean:.5f}")
+
+# %% [markdown]
+# ## Why zero parameters matters
+#
+# The GIM is the only part of GLSCL that needs both the caption and the video, so it is the part that runs for
+# every pair. It has nothing to learn: everything it computes is a few dot products over features that were
+# computed once per item. Per pair it costs T·D multiply-adds for the scores and T·D for the pooling:
+
+# %%
+T_, D_ = 12, 512
+print(f"GIM per pair at T={T_}, D={D_}: {2 * T_ * D_:,} multiply-adds "
+      f"(the package's Gram trick: T*D + T*T = {T_ * D_ + T_ * T_:,} per pair plus T*T*D once per video)")
+print("parameters:", sum(p.numel() for p in model.head.gim.parameters()), "| in the model:", model.head.gim)
+
+# %% [markdown]
+# For comparison, a cross-modal attention head such as X-Pool runs projections and attention per pair, of the
+# order of a million FLOPs per pair (field notes §5), and none of it can be precomputed. The learnable part of
+# GLSCL, the local module of notebook 04, works per item instead.
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+#
+# ### 1 · Predict, then run: the gate depends on the feature norm
+#
+# Keep τ = 3 and multiply every frame feature by 2 (same directions). Do the GIM weights get sharper, flatter, or stay the same? Does Sim1 change?
+#
+# <details><summary>Answer (open after predicting)</summary>
+#
+# Sharper: the softmax sees raw dot products, so doubling the norms doubles the logits -- the same as halving τ. Sim1 changes too, because the pooled feature moves towards the best frame. A cosine gate (EERCF's) would not care about the norm.
+#
+# </details>
+
+# %%
+from glscl_lite import exercises
+
+def weight_entropy(frames):
+    w = GlobalInteraction(temperature).attention(s_feat, frames, f_mask)[:, 0, :n_valid]
+    return (-(w * w.clamp_min(1e-30).log()).sum(-1) / np.log(n_valid)).mean().item()
+
+
+for scale in (0.5, 1.0, 2.0):
+    sim1 = GlobalInteraction(temperature)(s_feat[:1], scale * f_feat, f_mask)[0, 0].item()
+    print(f"frames x {scale}: normalised entropy {weight_entropy(scale * f_feat):.3f}, Sim1 of caption 0 {sim1:+.4f}")
+
+
+# %% [markdown]
+# ### 2 · Fill in: the GIM
+#
+# Write `my_gim(sent [Bt,D], frames [Bv,T,D], mask [Bv,T], tau) -> [Bt,Bv]`: softmax over the **real** frames of `<t, f_v> / tau` (raw dot products), pool the frames with those weights, and return the cosine between the caption and its pooled video.
+
+# %%
+def my_gim(sent, frames, mask, tau):
+    # your code here
+    raise NotImplementedError
+
+
+exercises.check("gim", my_gim)
+
+# %% [markdown]
+# ### 3 · Experiment: the official order of operations
+#
+# Section "The official order" showed the 0/0 case. Change `gap_try` below: from which gap (in units of τ) does the official "softmax over all frames, then zero the padded ones" return NaN, while the masked softmax stays finite? Why is that number about 104 in float32?
+#
+# <details><summary>Answer (open after predicting)</summary>
+#
+# `exp(-x)` underflows to 0 in float32 below about `exp(-103.97)` (the smallest subnormal is ~1.4e-45), so when the real frames score more than ~104 below the padded ones their weights are exactly 0 after the softmax; zeroing the padded frames then leaves 0/0. The masked softmax never gives weight to padding, so the real frames keep a proper distribution.
+#
+# </details>
+
+# %%
+for gap_try in (80.0, 100.0, 110.0, 130.0):   # change me
+    v_try = v1.clone()
+    v_try[0, :2, 0], v_try[0, 2:, 0] = -gap_try * tau / 2, gap_try * tau / 2
+    print(f"gap {gap_try:>5}: official {gim_official(t1, v_try, m1, tau)[0].item():+.4f}   "
+          f"masked softmax {gim(t1, v_try, m1).item():+.4f}")
