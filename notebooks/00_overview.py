@@ -193,9 +193,9 @@ table1.style.format(precision=1, na_rep="-").highlight_max(
 #
 # The paper's Figure 1 plots text-to-video R@1 against the head GFLOPs of Table I on a log axis. The paper does not
 # say what one count covers (one pair, a batch, a whole model); notebook 09 shows that per-pair costs of these
-# designs are far below one GFLOP, so read the x-axis as "the paper's reported number", not "per pair". Below it is redrawn from the
-# Table I values (spec §9 notes that a few points in the original figure disagree with the table by up to 1.7
-# points; the table is used here).
+# designs are far below one GFLOP, so read the x-axis as "the paper's reported number", not "per pair". Below it is
+# redrawn from the Table I values (spec §9 notes that a few points in the original figure disagree with the table by
+# up to 1.7 points; the table is used here).
 
 # %%
 # Figure 1 (spec §9), from the Table I numbers: ViT-B/32, t2v R@1 against head GFLOPs (log x).

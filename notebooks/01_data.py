@@ -403,15 +403,21 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: which frames?
 #
-# A 10-second clip at 30 fps and a 30-second one, with the official `max_frames=12`, `video_framerate=1`: how many frames does the loader read from each, which frame indices, and how many of the 12 slots are padding?
+# A 10-second clip at 30 fps and a 30-second one, with the official `max_frames=12`, `video_framerate=1`: how many
+# frames does the loader read from each, which frame indices, and how many of the 12 slots are padding?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# 10 s: one candidate per second (`0, 30, ..., 270`), 10 of them, all kept, **2 padded slots**. 30 s: 30 candidates; more than 12, so `np.linspace(0, 29, 12)` cast to int picks 12 of them (`0, 2, 5, 7, ...`), no padding. So short clips carry padding (and the LIM reads it, S5), long clips skip seconds.
+# 10 s: one candidate per second (`0, 30, ..., 270`), 10 of them, all kept, **2 padded slots**. 30 s: 30 candidates;
+# more than 12, so `np.linspace(0, 29, 12)` cast to int picks 12 of them (`0, 2, 5, 7, ...`), no padding. So short
+# clips carry padding (and the LIM reads it, S5), long clips skip seconds.
 #
 # </details>
 
@@ -427,7 +433,9 @@ for seconds in (10, 30):
 # %% [markdown]
 # ### 2 · Fill in: the official frame sampling
 #
-# Write `my_frame_indices` without looking at `sample_frame_indices`: candidates are one frame every `round(fps / framerate)` frames starting at 0; if there are more than `max_frames` of them, keep `max_frames` spread evenly with `np.linspace(0, n - 1, max_frames, dtype=int)`. Return int64 indices.
+# Write `my_frame_indices` without looking at `sample_frame_indices`: candidates are one frame every `round(fps /
+# framerate)` frames starting at 0; if there are more than `max_frames` of them, keep `max_frames` spread evenly
+# with `np.linspace(0, n - 1, max_frames, dtype=int)`. Return int64 indices.
 
 # %%
 def my_frame_indices(n_frames_total, fps, max_frames=12, framerate=1):
@@ -440,7 +448,8 @@ exercises.check("frame_indices", my_frame_indices)
 # %% [markdown]
 # ### 3 · Experiment: carve your own validation split
 #
-# Change `n_train_try` / `n_val_try` and run. What happens when `n_val_try` is larger than the training list? Check that validation never touches the test videos, whatever you choose.
+# Change `n_train_try` / `n_val_try` and run. What happens when `n_val_try` is larger than the training list? Check
+# that validation never touches the test videos, whatever you choose.
 
 # %%
 n_train_try, n_val_try = 8, 4   # change me

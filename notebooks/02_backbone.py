@@ -309,15 +309,21 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: where is the sentence feature read?
 #
-# Tokenize "a red ball rolls left" with `max_words = 16`. At which position does the backbone read the sentence feature, which token is there, and how many positions are padding?
+# Tokenize "a red ball rolls left" with `max_words = 16`. At which position does the backbone read the sentence
+# feature, which token is there, and how many positions are padding?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# At the EOT token (id 49407, the largest id, so `argmax` of the ids finds it): position = number of BPE tokens + 1 (SOT is position 0). Here 5 words are 5 tokens, so EOT sits at position 6 and 16 - 7 = 9 positions are padding (id 0, mask 0).
+# At the EOT token (id 49407, the largest id, so `argmax` of the ids finds it): position = number of BPE tokens + 1
+# (SOT is position 0). Here 5 words are 5 tokens, so EOT sits at position 6 and 16 - 7 = 9 positions are padding (id
+# 0, mask 0).
 #
 # </details>
 
@@ -335,7 +341,9 @@ print(f"sentence feature read at position {pos} (id {int(ids[0, pos])}; EOT = {E
 # %% [markdown]
 # ### 2 · Fill in: the official text attention mask
 #
-# Build the additive mask `[B * heads, L, L]` from `mask [B, L]` (1 = real token): entry `(i, j)` is 0 when query `i` may attend key `j` -- `j <= i` **and** token `j` is real -- and `-inf` otherwise; rows are ordered batch-major (each item's mask repeated `heads` times, `repeat_interleave`).
+# Build the additive mask `[B * heads, L, L]` from `mask [B, L]` (1 = real token): entry `(i, j)` is 0 when query
+# `i` may attend key `j` -- `j <= i` **and** token `j` is real -- and `-inf` otherwise; rows are ordered batch-major
+# (each item's mask repeated `heads` times, `repeat_interleave`).
 
 # %%
 def my_text_mask(mask, num_heads):
@@ -348,7 +356,8 @@ exercises.check("text_mask", my_text_mask)
 # %% [markdown]
 # ### 3 · Experiment: how long may a caption be?
 #
-# Tokenize captions of growing length with `max_words=32`. Predict the length at which the EOT token is cut off, and what the package does then (look at the last id).
+# Tokenize captions of growing length with `max_words=32`. Predict the length at which the EOT token is cut off, and
+# what the package does then (look at the last id).
 
 # %%
 for n in (5, 20, 30, 31, 40):

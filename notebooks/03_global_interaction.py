@@ -252,7 +252,9 @@ axes[1].set_title(textwrap.shorten(captions[0], 70), fontsize=9)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# The same weights for every caption (rows) over the real frames (columns), one panel per τ. In JupyterLab a slider below the panels steps through them one at a time (`glscl_lite.widgets.explore`; the static panels are what papermill and exported notebooks show).
+# The same weights for every caption (rows) over the real frames (columns), one panel per τ. In JupyterLab a slider
+# below the panels steps through them one at a time (`glscl_lite.widgets.explore`; the static panels are what
+# papermill and exported notebooks show).
 
 # %%
 from glscl_lite import widgets
@@ -301,15 +303,21 @@ print("parameters:", sum(p.numel() for p in model.head.gim.parameters()), "| in 
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: the gate depends on the feature norm
 #
-# Keep τ = 3 and multiply every frame feature by 2 (same directions). Do the GIM weights get sharper, flatter, or stay the same? Does Sim1 change?
+# Keep τ = 3 and multiply every frame feature by 2 (same directions). Do the GIM weights get sharper, flatter, or
+# stay the same? Does Sim1 change?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# Sharper: the softmax sees raw dot products, so doubling the norms doubles the logits -- the same as halving τ. Sim1 changes too, because the pooled feature moves towards the best frame. A cosine gate (EERCF's) would not care about the norm.
+# Sharper: the softmax sees raw dot products, so doubling the norms doubles the logits -- the same as halving τ.
+# Sim1 changes too, because the pooled feature moves towards the best frame. A cosine gate (EERCF's) would not care
+# about the norm.
 #
 # </details>
 
@@ -329,7 +337,9 @@ for scale in (0.5, 1.0, 2.0):
 # %% [markdown]
 # ### 2 · Fill in: the GIM
 #
-# Write `my_gim(sent [Bt,D], frames [Bv,T,D], mask [Bv,T], tau) -> [Bt,Bv]`: softmax over the **real** frames of `<t, f_v> / tau` (raw dot products), pool the frames with those weights, and return the cosine between the caption and its pooled video.
+# Write `my_gim(sent [Bt,D], frames [Bv,T,D], mask [Bv,T], tau) -> [Bt,Bv]`: softmax over the **real** frames of
+# `<t, f_v> / tau` (raw dot products), pool the frames with those weights, and return the cosine between the caption
+# and its pooled video.
 
 # %%
 def my_gim(sent, frames, mask, tau):
@@ -342,11 +352,16 @@ exercises.check("gim", my_gim)
 # %% [markdown]
 # ### 3 · Experiment: the official order of operations
 #
-# Section "The official order" showed the 0/0 case. Change `gap_try` below: from which gap (in units of τ) does the official "softmax over all frames, then zero the padded ones" return NaN, while the masked softmax stays finite? Why is that number about 104 in float32?
+# Section "The official order" showed the 0/0 case. Change `gap_try` below: from which gap (in units of τ) does the
+# official "softmax over all frames, then zero the padded ones" return NaN, while the masked softmax stays finite?
+# Why is that number about 104 in float32?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# `exp(-x)` underflows to 0 in float32 below about `exp(-103.97)` (the smallest subnormal is ~1.4e-45), so when the real frames score more than ~104 below the padded ones their weights are exactly 0 after the softmax; zeroing the padded frames then leaves 0/0. The masked softmax never gives weight to padding, so the real frames keep a proper distribution.
+# `exp(-x)` underflows to 0 in float32 below about `exp(-103.97)` (the smallest subnormal is ~1.4e-45), so when the
+# real frames score more than ~104 below the padded ones their weights are exactly 0 after the softmax; zeroing the
+# padded frames then leaves 0/0. The masked softmax never gives weight to padding, so the real frames keep a proper
+# distribution.
 #
 # </details>
 

@@ -125,7 +125,10 @@ fig.colorbar(im, ax=ax, shrink=0.8); plt.show()
 # %% [markdown]
 # ### How many queries?
 #
-# K sets how many concepts each item gets. A freshly initialised LIM (random weights, untrained) at this notebook's width: the K × K cosines among one video's own concepts. Off the diagonal is what IDL pushes below the diagonal by its margin; at initialisation the concepts of one item are nearly the same vector, whatever K -- diversity has to be learnt. In JupyterLab a slider steps through K (static panels below for papermill and exports).
+# K sets how many concepts each item gets. A freshly initialised LIM (random weights, untrained) at this notebook's
+# width: the K × K cosines among one video's own concepts. Off the diagonal is what IDL pushes below the diagonal by
+# its margin; at initialisation the concepts of one item are nearly the same vector, whatever K -- diversity has to
+# be learnt. In JupyterLab a slider steps through K (static panels below for papermill and exports).
 
 # %%
 from glscl_lite import widgets
@@ -246,7 +249,8 @@ print(f"share of attention on padded words : {mass_on_padding(tmaps, tside['mask
 # %% [markdown]
 # Compare each share with what uniform attention would give (printed beside it). With these weights the two are
 # close: the queries do not *prefer* padding, they simply are not stopped from attending it. That is the official
-# behaviour (no `memory_key_padding_mask` is passed, spec S5), so a caption's concepts depend on how much padding `max_words`
+# behaviour (no `memory_key_padding_mask` is passed, spec S5), so a caption's concepts depend on how much padding
+# `max_words`
 # adds, and a short clip's concepts on its padded frames. The package keeps it by default and offers the fix as a
 # switch, `lim_mask_padding=True` (same weights, key-padding masks passed). Whether it helps is an ablation
 # question (notebook 08).
@@ -383,15 +387,21 @@ print(f"cached             : {t2 - t1:.3f} s, 2 decoder calls ({2 * N} item deco
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: what does K cost?
 #
-# At the paper's size (D = 512, 3 layers, 8 heads, FFN 2048), how many parameters does going from K = 8 to K = 16 queries add to the LIM? And per cached video, how many more numbers does the gallery store?
+# At the paper's size (D = 512, 3 layers, 8 heads, FFN 2048), how many parameters does going from K = 8 to K = 16
+# queries add to the LIM? And per cached video, how many more numbers does the gallery store?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# Only the queries grow: 8 × 512 = **4,096** more parameters (the decoder does not depend on K). Each video stores K concept vectors, so **4,096** more floats per video (8 KB in fp16) -- and every pair score costs K·D, so the local score doubles.
+# Only the queries grow: 8 × 512 = **4,096** more parameters (the decoder does not depend on K). Each video stores K
+# concept vectors, so **4,096** more floats per video (8 KB in fp16) -- and every pair score costs K·D, so the local
+# score doubles.
 #
 # </details>
 
@@ -408,7 +418,10 @@ for K_try in (8, 16):
 # %% [markdown]
 # ### 2 · Fill in: one LIM decoder layer
 #
-# Write `my_lim_layer(layer, x, memory)` for PyTorch's post-norm `nn.TransformerDecoderLayer` in eval mode, with queries `x [K,B,D]` and memory `[M,B,D]` (sequence-first): self-attention of the queries, cross-attention to the memory, feed-forward, each with Add & LayerNorm. Use the layer's own modules (`self_attn`, `multihead_attn`, `linear1`, `linear2`, `activation`, `norm1..3`).
+# Write `my_lim_layer(layer, x, memory)` for PyTorch's post-norm `nn.TransformerDecoderLayer` in eval mode, with
+# queries `x [K,B,D]` and memory `[M,B,D]` (sequence-first): self-attention of the queries, cross-attention to the
+# memory, feed-forward, each with Add & LayerNorm. Use the layer's own modules (`self_attn`, `multihead_attn`,
+# `linear1`, `linear2`, `activation`, `norm1..3`).
 
 # %%
 def my_lim_layer(layer, x, memory):
@@ -421,11 +434,15 @@ exercises.check("lim_layer", my_lim_layer)
 # %% [markdown]
 # ### 3 · Experiment: padding and the concepts
 #
-# Section "Which frames and words does each query read?" showed that the queries read padding. Predict: if the same caption is tokenized with little padding and with the usual `max_words`, do its text concepts change? Then run -- once with the official `lim_mask_padding=False` and once with `True`.
+# Section "Which frames and words does each query read?" showed that the queries read padding. Predict: if the same
+# caption is tokenized with little padding and with the usual `max_words`, do its text concepts change? Then run --
+# once with the official `lim_mask_padding=False` and once with `True`.
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# With the official setting they change (more padded positions to attend, S5); with the key-padding mask they do not (up to float rounding), because padded positions then get no attention at all -- as long as the text tower itself gives the real tokens the same features, which its causal mask guarantees.
+# With the official setting they change (more padded positions to attend, S5); with the key-padding mask they do not
+# (up to float rounding), because padded positions then get no attention at all -- as long as the text tower itself
+# gives the real tokens the same features, which its causal mask guarantees.
 #
 # </details>
 

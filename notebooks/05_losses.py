@@ -247,7 +247,10 @@ print(f"B = 128, mean matched cosine 0.5: R = {R_half:.1f}; beta*R = {0.005 * R_
       f"or {0.02 * R_half:.2f} (beta 0.02), against an InfoNCE at chance level of log(128) = {math.log(128):.2f}")
 
 # %% [markdown]
-# The target moves with the global batch. With matched pairs of exact mean cosine c̄ (as above), `R = K (B c̄ / K - 0.75)^2` under the official normaliser and `K (c̄ - 0.75)^2` under the batch one. One panel per global batch size B (K = 8): where R is minimal is what ICL asks for. In JupyterLab a slider steps through B; the panels are the static version.
+# The target moves with the global batch. With matched pairs of exact mean cosine c̄ (as above), `R = K (B c̄ / K -
+# 0.75)^2` under the official normaliser and `K (c̄ - 0.75)^2` under the batch one. One panel per global batch size
+# B (K = 8): where R is minimal is what ICL asks for. In JupyterLab a slider steps through B; the panels are the
+# static version.
 
 # %%
 from glscl_lite import widgets
@@ -323,15 +326,22 @@ pd.DataFrame(rows).T
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: the ICL target on 8 GPUs
 #
-# The released script trains with a global batch of 128 and K = 8. What mean matched concept cosine does ICL's "0.75" actually ask for? And if you kept 128 per GPU on 8 GPUs (global batch 1,024, all-gathered before the loss)? With `icl_normalizer="batch"`?
+# The released script trains with a global batch of 128 and K = 8. What mean matched concept cosine does ICL's
+# "0.75" actually ask for? And if you kept 128 per GPU on 8 GPUs (global batch 1,024, all-gathered before the loss)?
+# With `icl_normalizer="batch"`?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# Official normaliser: `0.75 · K / B` = 0.75 × 8 / 128 = **0.047**; on 8 GPUs × 128, B = 1,024: **0.0059** -- matched concepts are pushed towards orthogonal, and more so the more GPUs. With the batch normaliser: **0.75** in both cases.
+# Official normaliser: `0.75 · K / B` = 0.75 × 8 / 128 = **0.047**; on 8 GPUs × 128, B = 1,024: **0.0059** --
+# matched concepts are pushed towards orthogonal, and more so the more GPUs. With the batch normaliser: **0.75** in
+# both cases.
 #
 # </details>
 
@@ -345,7 +355,9 @@ for B_try in (128, 8 * 128):
 # %% [markdown]
 # ### 2 · Fill in: ICL
 #
-# `my_icl(text [B,K,D], video [B,K,D], beta, normalizer)`: the MSE between the batch means of video and text concepts (weight 1) plus `beta * sum_k (c_k - 0.75)^2`, where `c_k` sums `<v_bk, t_bk>` over the batch and divides by K (`"official"`) or B (`"batch"`).
+# `my_icl(text [B,K,D], video [B,K,D], beta, normalizer)`: the MSE between the batch means of video and text
+# concepts (weight 1) plus `beta * sum_k (c_k - 0.75)^2`, where `c_k` sums `<v_bk, t_bk>` over the batch and divides
+# by K (`"official"`) or B (`"batch"`).
 
 # %%
 def my_icl(text, video, beta, normalizer="official"):
@@ -359,7 +371,8 @@ exercises.check("icl", my_icl)
 # %% [markdown]
 # ### 3 · Fill in: IDL
 #
-# `my_idl(video [B,K,D], margin)`: `G = mean_b V_b V_bᵀ` (`[K,K]`); for every ordered pair k ≠ j add `max(0, m + G[k,j] - G[k,k]) + max(0, m + G[k,j] - G[j,j])`; divide by K(K-1).
+# `my_idl(video [B,K,D], margin)`: `G = mean_b V_b V_bᵀ` (`[K,K]`); for every ordered pair k ≠ j add `max(0, m +
+# G[k,j] - G[k,k]) + max(0, m + G[k,j] - G[j,j])`; divide by K(K-1).
 
 # %%
 def my_idl(video, margin=0.1):

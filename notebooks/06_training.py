@@ -342,15 +342,20 @@ print(" \\\n    ".join([f"glscl-lite train --config {base_name}"] + sets + [f"--
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: the learning-rate multiplier
 #
-# BertAdam's schedule with `warmup = 0.1`: what is the multiplier at 5 %, 10 %, 50 % and 100 % of `t_total` -- and at 120 %, which the official ActivityNet run reaches because `t_total` is hard-coded to 5 epochs (S11)?
+# BertAdam's schedule with `warmup = 0.1`: what is the multiplier at 5 %, 10 %, 50 % and 100 % of `t_total` -- and
+# at 120 %, which the official ActivityNet run reaches because `t_total` is hard-coded to 5 epochs (S11)?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# 0.5 (half-way through warm-up), 0.976 (warm-up ends and the cosine over the *whole* run takes over, already past its start: the jump), 0.5, 0.0, and then it rises again: 0.095 at 120 %.
+# 0.5 (half-way through warm-up), 0.976 (warm-up ends and the cosine over the *whole* run takes over, already past
+# its start: the jump), 0.5, 0.0, and then it rises again: 0.095 at 120 %.
 #
 # </details>
 
@@ -364,7 +369,8 @@ for x in (0.05, 0.1, 0.5, 1.0, 1.2):
 # %% [markdown]
 # ### 2 · Fill in: the schedule
 #
-# `my_lr(x, warmup)`: linear from 0 to 1 over the warm-up fraction, then `0.5 (1 + cos(pi x))` -- over the whole run, not restarted after the warm-up.
+# `my_lr(x, warmup)`: linear from 0 to 1 over the warm-up fraction, then `0.5 (1 + cos(pi x))` -- over the whole
+# run, not restarted after the warm-up.
 
 # %%
 def my_lr(x, warmup=0.1):
@@ -377,7 +383,10 @@ exercises.check("lr", my_lr)
 # %% [markdown]
 # ### 3 · Experiment: a longer run
 #
-# Run this notebook again with more steps in a new run folder, e.g. `glscl-lite notebooks --out runs/nb-long --only 06 07 -p max_steps=120 -p run_name=smoke_run_120` (a minute on a laptop). Predict first: will validation R@1 beat chance (100 / number of validation videos) with a random-weight CLIP? Which loss term falls first? The cell prints the command for this notebook's settings.
+# Run this notebook again with more steps in a new run folder, e.g. `glscl-lite notebooks --out runs/nb-long --only
+# 06 07 -p max_steps=120 -p run_name=smoke_run_120` (a minute on a laptop). Predict first: will validation R@1 beat
+# chance (100 / number of validation videos) with a random-weight CLIP? Which loss term falls first? The cell prints
+# the command for this notebook's settings.
 
 # %%
 print("glscl-lite notebooks --out runs/nb-long --only 06 07 -p max_steps=120 -p run_name=smoke_run_120"

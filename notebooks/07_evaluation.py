@@ -264,7 +264,10 @@ print(f"glscl-lite eval --run {run_dir} --json {run_dir / 'test.json'} --dsl")
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: chance level
 #
@@ -272,7 +275,8 @@ print(f"glscl-lite eval --run {run_dir} --json {run_dir / 'test.json'} --dsl")
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# R@1 = 100/N %, R@5 = 500/N % (capped at 100), MdR ≈ (N+1)/2: 12.5 %, 62.5 %, 4.5 for N = 8; 0.1 %, 0.5 %, ~500 for N = 1,000. Read every R@1 in this series against that.
+# R@1 = 100/N %, R@5 = 500/N % (capped at 100), MdR ≈ (N+1)/2: 12.5 %, 62.5 %, 4.5 for N = 8; 0.1 %, 0.5 %, ~500 for
+# N = 1,000. Read every R@1 in this series against that.
 #
 # </details>
 
@@ -288,7 +292,9 @@ for n in (8, 1000):
 # %% [markdown]
 # ### 2 · Fill in: the metrics
 #
-# `my_metrics(sim [N,N])` with the ground truth of row i in column i and no ties: the 0-based rank of the right video is the number of videos scored higher; R@K = % of rows with rank < K; MdR, MnR = median and mean rank, 1-based. Return a dict with keys `R1, R5, R10, MdR, MnR`.
+# `my_metrics(sim [N,N])` with the ground truth of row i in column i and no ties: the 0-based rank of the right
+# video is the number of videos scored higher; R@K = % of rows with rank < K; MdR, MnR = median and mean rank,
+# 1-based. Return a dict with keys `R1, R5, R10, MdR, MnR`.
 
 # %%
 def my_metrics(sim):
@@ -301,11 +307,13 @@ exercises.check("metrics", my_metrics)
 # %% [markdown]
 # ### 3 · Experiment: ties
 #
-# A collapsed model scores every pair the same. Predict R@1 and MdR under each tie convention (`official`, `optimistic`, `pessimistic`) for 8 videos, then run.
+# A collapsed model scores every pair the same. Predict R@1 and MdR under each tie convention (`official`,
+# `optimistic`, `pessimistic`) for 8 videos, then run.
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# optimistic: every right video ranks first (R@1 100, MdR 1); pessimistic: last (R@1 0, MdR 8); official: each tied position counted once, like an average (R@1 12.5, MdR 4.5) -- chance level, the honest answer.
+# optimistic: every right video ranks first (R@1 100, MdR 1); pessimistic: last (R@1 0, MdR 8); official: each tied
+# position counted once, like an average (R@1 12.5, MdR 4.5) -- chance level, the honest answer.
 #
 # </details>
 

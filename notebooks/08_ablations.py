@@ -13,7 +13,8 @@
 # 4. says what such numbers can and cannot tell, and points at two quirks of the official code that
 #    an ablation of ICL/IDL runs straight into (the loss-name swap S2 and the ICL normaliser S3).
 #
-# The same thing from a shell — what produced `docs/results/` (after `glscl-lite synth --out data/ablation --videos 1000`):
+# The same thing from a shell — what produced `docs/results/` (after `glscl-lite synth --out data/ablation --videos
+# 1000`):
 # `glscl-lite ablate --config docs/results/ablation_config.json --grid full --seeds 0 1 2 --pretrain-steps 400
 # --out runs/ablation-gallery --feature-cache runs/ablation-gallery/features --export docs/results`.
 
@@ -144,7 +145,8 @@ else:
 #
 # In smoke mode the rest of the notebook shows the committed full grid (`docs/results/`) when present, because a
 # six-step grid is noise; with `smoke=False` it shows the grid just run (in `run_dir`, or
-# `<work_dir>/ablation-<preset or tiny>`), unless `results_csv` names a finished grid to show instead.  `summarize` gives mean and sample
+# `<work_dir>/ablation-<preset or tiny>`), unless `results_csv` names a finished grid to show instead.  `summarize`
+# gives mean and sample
 # standard deviation over seeds per setting, split and direction; chance level for R@1 is
 # 100 / number of test videos.
 
@@ -245,18 +247,33 @@ targets
 # %% [markdown]
 # ## Capstone: design one ablation on the diagnostic probes
 #
-# The grids above measure retrieval recall, which mixes every skill. The synthetic corpus also holds **diagnostic probes** (`glscl-lite synth` writes `DATA/probes/{moment,order,binding}.csv`), each isolating one: *moment* (captions true of a short part of the clip), *order* (the same events, reversed), *binding* (the same objects with their attributes swapped). `glscl-lite eval --run RUN --probes [--json FILE]` scores a run on them (pairwise accuracy, chance 50 %; moment recall beside its oracle, the best the captions allow).
+# The grids above measure retrieval recall, which mixes every skill. The synthetic corpus also holds **diagnostic
+# probes** (`glscl-lite synth` writes `DATA/probes/{moment,order,binding}.csv`), each isolating one: *moment*
+# (captions true of a short part of the clip), *order* (the same events, reversed), *binding* (the same objects with
+# their attributes swapped). `glscl-lite eval --run RUN --probes [--json FILE]` scores a run on them (pairwise
+# accuracy, chance 50 %; moment recall beside its oracle, the best the captions allow).
 #
 # Write a one-page, pre-registered ablation:
 #
-# 1. **Hypothesis tied to a mechanism.** E.g. "the GIM's caption-conditioned pooling helps *moment* captions, so τ → ∞ (mean pooling, `--set temp=1000`) loses on `moment` but not on `full`"; "every head here pools frames without order, so *order* stays at 50 % whatever ICL does"; "IDL's diverse concepts help *binding*".
-# 2. **One switch**, everything else as the base run: `temp`, `icl`, `idl`, `icl_normalizer`, `query_number`, `lim_mask_padding`, ...
+# 1. **Hypothesis tied to a mechanism.** E.g. "the GIM's caption-conditioned pooling helps *moment* captions, so τ →
+#    ∞ (mean pooling, `--set temp=1000`) loses on `moment` but not on `full`"; "every head here pools frames without
+#    order, so *order* stays at 50 % whatever ICL does"; "IDL's diverse concepts help *binding*".
+# 2. **One switch**, everything else as the base run: `temp`, `icl`, `idl`, `icl_normalizer`, `query_number`,
+#    `lim_mask_padding`, ...
 # 3. **A prediction written down before running**: direction and rough size on each probe.
-# 4. **Runs**: at least 3 seeds per arm on one feature cache, e.g. a grid file `{"base": {}, "mean_pool": {"temp": 1000}}` with `glscl-lite ablate --config BASE --grid my_grid.json --seeds 0 1 2 --out runs/capstone`, then `glscl-lite eval --run runs/capstone/runs/<setting>__seed<s> --probes --json ...` for each cell.
-# 5. **Decision rule**: the paired difference (same seed, same probe items) with a 95 % confidence interval -- bootstrap over probe pairs within a seed, and look across seeds. An interval that contains 0 means "no evidence", not "no effect". Put the number beside chance and beside the oracle.
-# 6. **Interpretation**, one paragraph: did the mechanism show? What else explains it -- seed noise, a ceiling at the oracle, a CLIP that never learnt the attribute in the first place?
+# 4. **Runs**: at least 3 seeds per arm on one feature cache, e.g. a grid file `{"base": {}, "mean_pool": {"temp":
+#    1000}}` with `glscl-lite ablate --config BASE --grid my_grid.json --seeds 0 1 2 --out runs/capstone`, then
+#    `glscl-lite eval --run runs/capstone/runs/<setting>__seed<s> --probes --json ...` for each cell.
+# 5. **Decision rule**: the paired difference (same seed, same probe items) with a 95 % confidence interval --
+#    bootstrap over probe pairs within a seed, and look across seeds. An interval that contains 0 means "no
+#    evidence", not "no effect". Put the number beside chance and beside the oracle.
+# 6. **Interpretation**, one paragraph: did the mechanism show? What else explains it -- seed noise, a ceiling at
+#    the oracle, a CLIP that never learnt the attribute in the first place?
 #
-# The cell below is the analysis skeleton, on the numbers this notebook has: the difference in test t2v R@1 between two settings of the grid shown above, paired by seed, with a bootstrap CI (`glscl_lite.exercises.paired_bootstrap_ci`). Swap in your two arms, and for the probes the per-item outcomes from `eval --probes --json`. With one seed there is no interval at all: the first finding of any ablation.
+# The cell below is the analysis skeleton, on the numbers this notebook has: the difference in test t2v R@1 between
+# two settings of the grid shown above, paired by seed, with a bootstrap CI
+# (`glscl_lite.exercises.paired_bootstrap_ci`). Swap in your two arms, and for the probes the per-item outcomes from
+# `eval --probes --json`. With one seed there is no interval at all: the first finding of any ablation.
 
 # %%
 import numpy as np

@@ -181,7 +181,8 @@ heads
 #
 # For a new text query over N cached videos, the work is: the CLIP text tower, the head's text-side work, and
 # N × (per-pair + per-video work that `score` recomputes). Solid lines: as implemented; dashed: if that per-video
-# score work were cached as well (X-Pool's key/value projections; GLSCL already caches its Gram matrix). Encoding the gallery
+# score work were cached as well (X-Pool's key/value projections; GLSCL already caches its Gram matrix). Encoding
+# the gallery
 # (image tower on every frame, temporal transformer, the head's video encoder) happens once, offline.
 
 # %%
@@ -293,15 +294,21 @@ print("per pair in a cached gallery, glscl is cheaper than both cross-modal head
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: GLSCL per pair
 #
-# With T = 12 frames, D = 512 and K = 8, how many MACs does GLSCL spend per (caption, video) pair once both sides are cached? And per query against 1M videos (head only, no text tower)?
+# With T = 12 frames, D = 512 and K = 8, how many MACs does GLSCL spend per (caption, video) pair once both sides
+# are cached? And per query against 1M videos (head only, no text tower)?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# GIM: T·D (dot products) + T² (`wᵀ G w` with the cached Gram matrix); local score: K·D. 6,144 + 144 + 4,096 = **10,384** MACs per pair, ~10.4 G MACs per query at 1M videos -- which is why notebook 11 recalls 50 candidates with an index first.
+# GIM: T·D (dot products) + T² (`wᵀ G w` with the cached Gram matrix); local score: K·D. 6,144 + 144 + 4,096 =
+# **10,384** MACs per pair, ~10.4 G MACs per query at 1M videos -- which is why notebook 11 recalls 50 candidates
+# with an index first.
 #
 # </details>
 
@@ -314,7 +321,9 @@ print(f"by hand {mine:,} | fvcore on the ViT-B/32 head {b32['per_pair']['glscl']
 # %% [markdown]
 # ### 2 · Experiment: same FLOPs, different time
 #
-# The Sim2 of one query against N videos can be written as `einsum("akd,bkd->ab")` or as one matmul of the flattened `[N, K·D]` concepts. Same numbers, same MACs. Predict the ratio of their times on this CPU, then run (this was the 50× of section 6).
+# The Sim2 of one query against N videos can be written as `einsum("akd,bkd->ab")` or as one matmul of the flattened
+# `[N, K·D]` concepts. Same numbers, same MACs. Predict the ratio of their times on this CPU, then run (this was the
+# 50× of section 6).
 
 # %%
 import time

@@ -349,15 +349,22 @@ sweep
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: two stages against dense
 #
-# EERCF on a 1,000-video gallery at ViT-B/32 sizes: per query, stage 1 costs one D-dim product per video and stage 2 the fine score on k = 50 candidates. How many times cheaper is that than the fine score on every video? What k would make the two equal?
+# EERCF on a 1,000-video gallery at ViT-B/32 sizes: per query, stage 1 costs one D-dim product per video and stage 2
+# the fine score on k = 50 candidates. How many times cheaper is that than the fine score on every video? What k
+# would make the two equal?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# Two-stage: 1,000 × 512 + 50 × fine; dense: 1,000 × (512 + fine); with fine ≈ 314 K MACs that is ≈ 16 M vs 315 M, about **19×** cheaper. They are equal only at k = N: the saving is N / k for a fine score much dearer than the coarse one.
+# Two-stage: 1,000 × 512 + 50 × fine; dense: 1,000 × (512 + fine); with fine ≈ 314 K MACs that is ≈ 16 M vs 315 M,
+# about **19×** cheaper. They are equal only at k = N: the saving is N / k for a fine score much dearer than the
+# coarse one.
 #
 # </details>
 
@@ -372,7 +379,9 @@ print(f"two-stage {q['two_stage'] / 1e6:.1f} M MACs, dense fine {q['dense_fine']
 # %% [markdown]
 # ### 2 · Fill in: CSC
 #
-# `my_csc(scores [G,B,B])`: the unbiased variance over the G scores at every entry; the mean over the diagonal divided by the off-diagonal sum over B² (the released code zeroes the diagonal and takes the mean of the whole matrix).
+# `my_csc(scores [G,B,B])`: the unbiased variance over the G scores at every entry; the mean over the diagonal
+# divided by the off-diagonal sum over B² (the released code zeroes the diagonal and takes the mean of the whole
+# matrix).
 
 # %%
 def my_csc(scores):
@@ -385,7 +394,9 @@ exercises.check("csc", my_csc)
 # %% [markdown]
 # ### 3 · Experiment: the EERCF run's k
 #
-# Predict where the k sweep of section 6 flattens on a larger gallery, then run this notebook with `smoke=False` (1,000 synthetic videos, about 20 minutes on a CPU) and compare. On the smoke test set (8 videos) every k ≥ 8 is the whole gallery; the cell below shows the sweep you have.
+# Predict where the k sweep of section 6 flattens on a larger gallery, then run this notebook with `smoke=False`
+# (1,000 synthetic videos, about 20 minutes on a CPU) and compare. On the smoke test set (8 videos) every k ≥ 8 is
+# the whole gallery; the cell below shows the sweep you have.
 
 # %%
 sweep[["k", "t2v R@1", "MACs per query, N=1k (B/32)"]]

@@ -248,15 +248,20 @@ plt.tight_layout()
 # %% [markdown]
 # ## Exercises
 #
-# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that answer -- after you tried).
+# Predict before you run. Fill-in cells start as `raise NotImplementedError`: the check cell below each one compares
+# your function with the package on fixed inputs and, while it is still unfilled, runs the reference answer from
+# `glscl_lite/exercises.py` instead (so the notebook always runs to the end; `exercises.show(NAME)` prints that
+# answer -- after you tried).
 #
 # ### 1 · Predict, then run: when is two-stage exact?
 #
-# In section 3, for which number of candidates must the two-stage top-1 equal dense scoring for *every* query? And with 1 candidate, what is the two-stage R@1?
+# In section 3, for which number of candidates must the two-stage top-1 equal dense scoring for *every* query? And
+# with 1 candidate, what is the two-stage R@1?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# With candidates ≥ the gallery size stage 2 rescores everything: identical to dense (asserted above). With 1 candidate the reranker has nothing to choose: R@1 is the coarse score's R@1.
+# With candidates ≥ the gallery size stage 2 rescores everything: identical to dense (asserted above). With 1
+# candidate the reranker has nothing to choose: R@1 is the coarse score's R@1.
 #
 # </details>
 
@@ -266,11 +271,15 @@ stage_table.set_index("candidates")
 # %% [markdown]
 # ### 2 · Predict, then run: memory at 1M videos
 #
-# The GLSCL rerank store keeps per video the frames (T×D), their Gram matrix (T×T), the mask and the K concepts, in float16. For T = 12, D = 512, K = 8, how many bytes per video, and how much for 1M videos? Why does the coarse index not need them?
+# The GLSCL rerank store keeps per video the frames (T×D), their Gram matrix (T×T), the mask and the K concepts, in
+# float16. For T = 12, D = 512, K = 8, how many bytes per video, and how much for 1M videos? Why does the coarse
+# index not need them?
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# (12·512 + 12·12 + 8·512) × 2 B ≈ 20.8 KB per video (+ the mask), about **21 GB** at 1M: memory-mapped, only the 50 candidates' rows are read per query. The coarse index holds one D-vector per video (2 KB in fp32) and scores with a single inner product.
+# (12·512 + 12·12 + 8·512) × 2 B ≈ 20.8 KB per video (+ the mask), about **21 GB** at 1M: memory-mapped, only the 50
+# candidates' rows are read per query. The coarse index holds one D-vector per video (2 KB in fp32) and scores with
+# a single inner product.
 #
 # </details>
 
