@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from glscl_lite.data.frame_world import make_frame
+from glscl_lite import provenance
+from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, make_frame
 from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import normalize_frames
 from glscl_lite.errors import UserError
@@ -71,11 +72,6 @@ class PretrainSettings:
             problems.append(f"warmup must be in [0, steps), got {self.warmup} (steps {self.steps})")
         if problems:
             raise UserError("pretrain: " + "; ".join(problems))
-
-    def same_run(self, other: "PretrainSettings") -> bool:
-        """Whether ``other`` continues this run: every setting equal (the cosine schedule depends
-        on ``steps`` too, so a longer run is a new run)."""
-        return asdict(self) == asdict(other)
 
 
 class FrameCaptionBatches(IterableDataset):
@@ -165,19 +161,20 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
 
     settings.check()
     out = Path(out)
-    ensure_writable_dir(out)
     settings_path, ckpt = out / "settings.json", out / "checkpoints" / "last.pt"
+    model = build_model(settings)  # an unknown model name fails here, before anything is written
+    model_cfg = open_clip.get_model_config(settings.model)
+    built_from = provenance.fingerprint(settings=asdict(settings), model_config=model_cfg,
+                                        frame_world={"version": FRAME_WORLD_VERSION})
     if settings_path.exists():
-        old = _settings_from(settings_path)
-        if not old.same_run(settings):
-            raise UserError(f"{out}: holds a pretraining run with other settings ({asdict(old)}); "
-                            f"asked for {asdict(settings)}. Use another --out, or delete {out} to start over.")
+        provenance.check(json.loads(settings_path.read_text()).get("provenance"), built_from, out,
+                         f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)")
+    ensure_writable_dir(out)
     if threads:
         torch.set_num_threads(threads)
-    model = build_model(settings)
-    model_cfg = open_clip.get_model_config(settings.model)
     if not settings_path.exists():
         write_json_atomic(settings_path, {"settings": asdict(settings), "model_config": model_cfg,
+                                          "provenance": built_from,
                                           "open_clip": open_clip.__version__, "torch": torch.__version__})
     opt = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
     step, cpu_used = 0, 0.0
@@ -189,7 +186,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     log_path = out / "metrics.jsonl"
     kept = [r for r in read_log(out) if r["step"] <= step]
     log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    if step >= settings.steps:
+    if step >= settings.steps or (max_cpu_seconds is not None and cpu_used >= max_cpu_seconds):
         return kept[-1] if kept else {"step": step}
 
     loss_fn = ClipLoss()
@@ -226,7 +223,8 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
             step += 1
             pairs0 += len(ids)
             bar.update(1)
-            if step % log_every == 0 or step == settings.steps:
+            budget_hit = max_cpu_seconds is not None and cpu_used + time.process_time() - cpu0 >= max_cpu_seconds
+            if step % log_every == 0 or step == settings.steps or budget_hit:
                 wall = time.perf_counter() - wall0
                 record = {"step": step, "loss": round(float(loss.detach()), 5),
                           "logit_scale": round(float(model.logit_scale.detach().exp()), 3), "lr": lr,
@@ -235,7 +233,6 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            budget_hit = max_cpu_seconds is not None and cpu_used + time.process_time() - cpu0 >= max_cpu_seconds
             if step % checkpoint_every == 0 or step == settings.steps or budget_hit:
                 save()
             if budget_hit:

@@ -75,7 +75,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     s = PretrainSettings(steps=6, **TINY)
     pretrain(s, tmp_path / "straight", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1)
     pretrain(s, tmp_path / "resumed", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1,
-             max_cpu_seconds=0.0)  # stops after its first step, with a checkpoint
+             max_cpu_seconds=1e-9)  # stops after its first step, with a checkpoint
     assert read_log(tmp_path / "resumed") == [] or read_log(tmp_path / "resumed")[-1]["step"] == 1
     pretrain(s, tmp_path / "resumed", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1)
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
@@ -84,13 +84,13 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert [r["loss"] for r in read_log(tmp_path / "straight")] == [r["loss"] for r in read_log(tmp_path / "resumed")]
-    with pytest.raises(UserError, match="other settings"):
+    with pytest.raises(UserError, match="settings.steps: recorded 6, now 7"):
         pretrain(PretrainSettings(steps=7, **TINY), tmp_path / "straight", progress=False, workers=0)
 
 
 def test_export_refuses_an_unfinished_run_and_records_the_hash(tmp_path):
     s = PretrainSettings(steps=3, **TINY)
-    pretrain(s, tmp_path / "run", progress=False, workers=0, max_cpu_seconds=0.0, threads=1)
+    pretrain(s, tmp_path / "run", progress=False, workers=0, max_cpu_seconds=1e-9, threads=1)
     with pytest.raises(UserError, match="stopped at step 1 of 3"):
         export_weights(tmp_path / "run")
     pretrain(s, tmp_path / "run", progress=False, workers=0, threads=1)

@@ -30,6 +30,7 @@ from glscl_lite.data.video import resize_center_crop
 
 __all__ = [
     "FRAME_SEED_TAG",
+    "FRAME_WORLD_VERSION",
     "FrameObject",
     "FrameSample",
     "POSITIONS",
@@ -42,6 +43,8 @@ __all__ = [
     "zero_shot_frames",
 ]
 
+FRAME_WORLD_VERSION = 1
+"""Bumped whenever frames or their captions change: weights pretrained on another version are refused."""
 FRAME_SEED_TAG = 0x5F3A11CE
 """First word of every frame seed sequence: corpus scenes use ``[seed, index, stream]`` (three
 words), frames ``[FRAME_SEED_TAG, split, seed, index]`` (four), so the two never share a stream."""

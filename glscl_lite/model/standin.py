@@ -68,6 +68,12 @@ def load_into(model, weights: Optional[PathLike] = None, name: Optional[str] = N
     path, _ = standin_files(weights)
     record = shipped_record(weights)
     made_for = record["settings"]["model"]
+    from glscl_lite import provenance
+    from glscl_lite.data.frame_world import FRAME_WORLD_VERSION
+
+    provenance.check(record.get("provenance"), {"frame_world": {"version": FRAME_WORLD_VERSION}}, path,
+                     "glscl-lite pretrain --out DIR (the frames and captions of this package differ from "
+                     "the ones these weights learned from)")
     if name is not None and name != made_for:
         raise UserError(f"pretrained='synthetic' is the stand-in CLIP for base_encoder={made_for!r}; "
                         f"got base_encoder={name!r} (set base_encoder={made_for}, or pretrained=None for random weights)")
