@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import pandas as pd
 
-from glscl_lite.config import Config, ConfigError, apply_overrides, load_config
+from glscl_lite.config import FEATURE_CACHE_KEYS, Config, ConfigError, apply_overrides, resolve_config
 from glscl_lite.errors import UserError
 from glscl_lite.utils import PathLike, atomic_path, write_json_atomic
 
@@ -79,8 +79,6 @@ DEFAULT_NAME = "default"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 # keys a grid may not set: the seed is the other axis of the grid, paths belong to the base config
 _FORBIDDEN = {"seed", "feature_cache", "frame_cache", "anno_path", "video_path"}
-# keys that must match a feature cache (glscl_lite.features.MATCH_KEYS)
-_CACHE_KEYS = ("base_encoder", "pretrained", "text_mask", "max_words", "max_frames", "video_framerate")
 
 
 class GridError(ConfigError):
@@ -160,7 +158,7 @@ def expand_grid(grid: Union[str, PathLike, Mapping[str, Mapping[str, Any]]], bas
             raise GridError(f"setting {name!r}: {', '.join(bad)} cannot be set by a grid "
                             "(seeds come from --seeds, paths from the base config)")
         if feature_cache:
-            cached = sorted(set(overrides) & set(_CACHE_KEYS))
+            cached = sorted(set(overrides) & set(FEATURE_CACHE_KEYS))
             if cached:
                 raise GridError(f"setting {name!r} changes {', '.join(cached)}, which the feature cache "
                                 "was computed with; run this grid without a feature cache")
@@ -308,14 +306,6 @@ def ensure_pretrained_clip(base: Config, out: PathLike, steps: int, progress: bo
 
 
 # ------------------------------------------------------------------------------------------ cells
-def _base_config(config: Union[str, Config], overrides: Iterable[str]) -> Config:
-    if isinstance(config, Config):
-        from glscl_lite.config import parse_sets
-
-        return apply_overrides(config, parse_sets(overrides))
-    return load_config(config, overrides)
-
-
 def _rows(setting: Setting, keys: Sequence[str], cfg: Config, seed: int, results: dict,
           info: dict, run: str) -> list[dict[str, Any]]:
     rows = []
@@ -370,7 +360,7 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
     if not seeds:
         raise UserError("ablate needs at least one seed")
     out = Path(out)
-    base = _base_config(config, overrides)
+    base = resolve_config(config, overrides)
     if pretrain_steps:
         weights = ensure_pretrained_clip(base, out / "pretrain", pretrain_steps, progress=progress)
         base = base.replace(pretrained=str(weights))

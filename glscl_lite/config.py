@@ -341,6 +341,14 @@ def load_config(name_or_path: str, overrides: Iterable[str] = ()) -> Config:
     return apply_overrides(cfg, parse_sets(overrides))
 
 
+def resolve_config(config: Union[str, Path, Config], overrides: Iterable[str] = ()) -> Config:
+    """The one way a config is resolved: a :class:`Config` (copied), a preset name or a JSON file,
+    with ``--set key=value`` strings applied on top (unknown keys and bad values raise ConfigError)."""
+    if isinstance(config, Config):
+        return apply_overrides(config, parse_sets(overrides))
+    return load_config(str(config), overrides)
+
+
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -349,3 +357,17 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
+
+
+# ------------------------------------------------------------------------------- key categories
+# keys that never change a run's result
+NEUTRAL_KEYS = frozenset({"device", "workers", "log_every", "eval_chunk", "batch_size_val", "checkpoint_every", "dsl"})
+# run-length keys: a finished run may be extended (or re-ended) in the same folder
+LENGTH_KEYS = frozenset({"max_steps", "epochs"})
+# keys that may differ when resuming a run
+RUNTIME_KEYS = NEUTRAL_KEYS | LENGTH_KEYS
+# keys that define the network's shapes (a checkpoint from another setting cannot load)
+MODEL_KEYS = ("base_encoder", "head", "agg_module", "num_hidden_layers", "query_number", "cross_att_layer",
+              "lim_heads", "lim_ffn_dim", "query_share", "cross_att_share")
+# keys a feature cache's CLIP outputs depend on (a cache built with other values is refused)
+FEATURE_CACHE_KEYS = ("base_encoder", "pretrained", "text_mask", "max_words", "max_frames", "video_framerate")

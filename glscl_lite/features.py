@@ -33,12 +33,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from glscl_lite.config import Config
+from glscl_lite.config import FEATURE_CACHE_KEYS, Config
 from glscl_lite.data.msrvtt import Caption, load_annotations
 from glscl_lite.errors import DataError, UserError
 from glscl_lite.utils import PathLike, resolve_device, seed_everything
 
-MATCH_KEYS = ("base_encoder", "pretrained", "text_mask", "max_words", "max_frames", "video_framerate")
+MATCH_KEYS = FEATURE_CACHE_KEYS  # defined in glscl_lite.config
 
 
 def backbone_checksum(backbone: torch.nn.Module) -> str:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from glscl_lite.config import Config, load_config_file
+# key categories live in glscl_lite.config; importable from here too
+from glscl_lite.config import LENGTH_KEYS, MODEL_KEYS, NEUTRAL_KEYS, RUNTIME_KEYS  # noqa: F401
 from glscl_lite.errors import UserError
 from glscl_lite.utils import PathLike, atomic_path, write_json_atomic
 
@@ -31,17 +33,6 @@ METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 CHECKPOINT_DIR = "checkpoints"
 LOCK_FILE = ".lock"
-
-# keys that never change a run's result
-NEUTRAL_KEYS = {"device", "workers", "log_every", "eval_chunk", "batch_size_val", "checkpoint_every", "dsl"}
-# run-length keys: a finished run may be extended (or re-ended) in the same folder
-LENGTH_KEYS = {"max_steps", "epochs"}
-# keys that may differ when resuming
-RUNTIME_KEYS = NEUTRAL_KEYS | LENGTH_KEYS
-# keys that define the network's shapes (a checkpoint from another setting cannot load)
-MODEL_KEYS = ("base_encoder", "head", "agg_module", "num_hidden_layers", "query_number", "cross_att_layer",
-              "lim_heads", "lim_ffn_dim", "query_share", "cross_att_share")
-
 
 # ------------------------------------------------------------------------------------------ paths
 def config_path(run_dir: PathLike) -> Path:

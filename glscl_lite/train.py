@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from glscl_lite import distributed as dist
 from glscl_lite import runs
-from glscl_lite.config import Config, check_runnable, load_config, parse_sets
+from glscl_lite.config import Config, check_runnable, resolve_config
 from glscl_lite.data.splits import build_splits, ensure_frame_cache, video_source
 from glscl_lite.errors import UserError
 from glscl_lite.evaluate import evaluate_model
@@ -122,7 +122,7 @@ def train(config: Union[str, Config] = "smoke", overrides: Iterable[str] = (), o
     """Train (or resume) a run; returns the final results dict (also written to results.json)."""
     if out is None:
         raise UserError("train needs an output run folder (--out RUN_DIR)")
-    cfg = config.replace(**parse_sets(overrides)) if isinstance(config, Config) else load_config(config, overrides)
+    cfg = resolve_config(config, overrides)
     check_runnable(cfg)  # every setting, the device included, before the run folder is touched
     return Trainer(cfg, Path(out), progress=progress).fit()
 
