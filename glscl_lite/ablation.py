@@ -375,7 +375,7 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
                                           "feature_cache": str(cache_root) if cache_root else None,
                                           "settings": {s.name: s.overrides for s in settings}})
     if cache_root is not None:
-        from glscl_lite.model.eercf import needs_patches
+        from glscl_lite.model.registry import needs_patches
 
         patches = any(needs_patches(apply_overrides(base, s.overrides)) for s in settings)
         for seed in seeds:

@@ -201,6 +201,15 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------- main
+def _indexable_head(name: str) -> str:
+    """``--rerank`` values: the heads of the registry that a search index can hold."""
+    from glscl_lite.model.registry import indexable_heads
+
+    if name not in indexable_heads():
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {', '.join(indexable_heads())})")
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glscl-lite", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -318,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("query")
     se.add_argument("--index", required=True, type=Path)
     se.add_argument("--k", type=int, default=10)
-    se.add_argument("--rerank", default=None, choices=["glscl", "eercf", "meanp", "glccl"],
-                    help="head whose run recalls and reranks (default: the index's first run)")
+    se.add_argument("--rerank", default=None, type=_indexable_head, metavar="HEAD",
+                    help="head whose run recalls and reranks, one of the registry's indexable heads "
+                         "(glscl_lite.model.registry; default: the index's first run)")
     se.add_argument("--candidates", type=int, default=50, help="stage-1 candidates reranked")
     se.add_argument("--json", type=Path, default=None)
     se.set_defaults(func=cmd_search)

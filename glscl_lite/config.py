@@ -52,7 +52,7 @@ class Config:
 
     # ---- model (spec sections 1-3) ---------------------------------------------------------
     head: str = "glscl"
-    """Similarity head: glscl | meanp | xpool_like | xclip_like | glccl | eercf."""
+    """Similarity head: glscl | meanp | xpool_like | xclip_like | glccl | eercf (``glscl_lite.model.registry.HEADS``)."""
     base_encoder: str = "ViT-B-32-quickgelu"
     """open_clip model name (``glscl-tiny`` is the registered CPU config)."""
     pretrained: Optional[str] = "openai"
@@ -210,8 +210,19 @@ _CHOICES = {
     "optimizer": ("bertadam", "adamw"),
     "precision": ("auto", "fp32", "bf16"),
     "agg_module": ("seqTransf", "None"),
-    "head": ("glscl", "meanp", "xpool_like", "xclip_like", "glccl", "eercf"),
 }
+
+
+def _choices(key: str) -> tuple[str, ...]:
+    """Allowed values of a choice key; ``head`` reads the head registry (:mod:`glscl_lite.model.registry`)."""
+    if key == "head":
+        from glscl_lite.model.registry import head_names
+
+        return head_names()
+    return _CHOICES[key]
+
+
+CHOICE_KEYS = (*_CHOICES, "head")
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
@@ -225,8 +236,8 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
                 f"unknown config key {key!r}; valid keys: {', '.join(valid)}"
             )
         data[key] = _coerce(key, value, hints[key])
-        if key in _CHOICES and data[key] not in _CHOICES[key]:
-            raise ConfigError(f"{key}: {data[key]!r} is not one of {', '.join(_CHOICES[key])}")
+        if key in CHOICE_KEYS and data[key] not in _choices(key):
+            raise ConfigError(f"{key}: {data[key]!r} is not one of {', '.join(_choices(key))}")
     out = Config(**data)
     validate(out)
     return out
@@ -278,7 +289,8 @@ def validate(cfg: Config) -> None:
                     raise ConfigError(f"{f.name}: must be {'>=' if inclusive else '>'} {low:g}, got {value!r}{why}")
             if f.name in _BELOW_ONE and value >= 1:
                 raise ConfigError(f"{f.name}: must be < 1, got {value!r}")
-    for key, choices in _CHOICES.items():
+    for key in CHOICE_KEYS:
+        choices = _choices(key)
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"{key}: {getattr(cfg, key)!r} is not one of {', '.join(choices)}")
     if not _DEVICE.match(cfg.device):

@@ -63,7 +63,7 @@ def encode_videos(model: GLSCL, video_ids: list[str], cfg: Config, device: torch
         for s in range(0, len(video_ids), cfg.batch_size_val):
             v = features.videos(rows[s:s + cfg.batch_size_val])
             with autocast:
-                patches = v["patch_feats"].to(device) if getattr(model.head, "uses_patches", False) \
+                patches = v["patch_feats"].to(device) if model.head.uses_patches \
                     and "patch_feats" in v else None  # EERCF scores patch tokens
                 side = model.encode_video_features(v["frame_feats"].to(device), v["video_mask"].to(device),
                                                    patches=patches)

@@ -79,7 +79,7 @@ class FeatureCache:
                for k in MATCH_KEYS if self.meta.get(k) != getattr(cfg, k)]
         if backbone is not None and self.meta.get("backbone_checksum") != backbone_checksum(backbone):
             bad.append("CLIP weights differ (random init with another seed, or other weights)")
-        from glscl_lite.model.eercf import needs_patches
+        from glscl_lite.model.registry import needs_patches
 
         if needs_patches(cfg) and self.patch_feats is None:
             bad.append("no patch_feats (EERCF scores patches: build the cache with --set head=eercf)")
@@ -172,7 +172,7 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
     from glscl_lite.data.splits import video_source
     from glscl_lite.model.backbone import CLIPBackbone
     from glscl_lite.data.video import normalize_frames
-    from glscl_lite.model.eercf import needs_patches
+    from glscl_lite.model.registry import needs_patches
 
     t0 = time.time()
     dev = resolve_device(device or cfg.device)

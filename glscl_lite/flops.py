@@ -44,9 +44,12 @@ import torch
 from torch import nn
 
 from glscl_lite.config import Config, load_preset
+from glscl_lite.model import registry
 
-HEAD_NAMES = ("glscl", "meanp", "xpool_like", "xclip_like")  # the heads of the paper's comparison
-RELATED_HEADS = ("glccl", "eercf")                            # the related methods (plug-ins)
+# the heads of the paper's comparison and the related methods, as registered when this module loaded
+# (glscl_lite.model.registry; functions read the registry again when called, so later additions count)
+HEAD_NAMES = registry.paper_heads()
+RELATED_HEADS = registry.related_heads()
 
 # Paper Table I (MSR-VTT 1k-A, ViT-B/32, no QB-Norm; spec/glscl.md 10.1): t2v R@1 and "FLOPs of
 # the similarity calculation head" in GFLOPs.  The accounting behind them is not published.
@@ -375,9 +378,9 @@ def encode_video_for(head: nn.Module, frames: torch.Tensor, mask: torch.Tensor,
                      patches: torch.Tensor) -> dict[str, torch.Tensor]:
     """``head.encode_video`` with what the head reads: EERCF also takes the raw CLIP frames (here
     the same tensor) and patch tokens."""
-    if getattr(head, "uses_raw_frames", False):
+    if head.uses_raw_frames:
         return head.encode_video(frames, mask, raw_frames=frames,
-                                 patches=patches[:len(frames)] if getattr(head, "uses_patches", False) else None)
+                                 patches=patches[:len(frames)] if head.uses_patches else None)
     return head.encode_video(frames, mask)
 
 
@@ -435,7 +438,7 @@ def _entry(c: Count, latency: Optional[dict[str, float]] = None, **extra: Any) -
 
 
 def profile(backbone: str = "ViT-B-32-quickgelu", frames: int = 12, words: int = 32, device: str = "cpu",
-            cfg: Optional[Config] = None, heads: Sequence[str] = HEAD_NAMES + RELATED_HEADS,
+            cfg: Optional[Config] = None, heads: Optional[Sequence[str]] = None,
             gallery_sizes: Sequence[int] = (1000, 10000, 100000), latency: bool = True,
             repeats: int = 3, threads: Optional[int] = None, seed: int = 0,
             progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
@@ -447,6 +450,7 @@ def profile(backbone: str = "ViT-B-32-quickgelu", frames: int = 12, words: int =
     Weights are random (FLOPs and latency do not depend on them).  Latency is the median of
     ``repeats`` inference-mode calls with ``threads`` intra-op threads (None: torch's default).
     """
+    heads = tuple(heads) if heads is not None else registry.paper_heads() + registry.related_heads()
     with torch_threads(threads):
         report = _profile(backbone, frames, words, device, cfg, heads, gallery_sizes, latency, repeats, seed,
                           progress)
@@ -528,7 +532,7 @@ def _profile(backbone: str, frames: int, words: int, device: str, cfg: Optional[
         if name == "eercf":  # real two-stage retrieval: coarse <s W_g, v> on all videos, fine on the top k
             entry["two_stage"] = {"coarse_macs_per_video": dim, "candidates": pcfg.eercf_topk,
                                   "note": "macs = the fused fine score of one pair (stage 2)"}
-        if latency and not getattr(h, "uses_raw_frames", False):
+        if latency and not h.uses_raw_frames:
             entry["latency"] = query_latency(h, x, sizes=(1000,), repeats=repeats)[0]
         per_pair[name] = entry
     if "glscl" in per_pair:
@@ -643,7 +647,7 @@ def query_latency(head: nn.Module, x: ProfileInputs, sizes: Sequence[int] = (100
     return sorted(rows, key=lambda r: r["gallery"])
 
 
-def head_latency(cfg: Config, dim: int, heads: Sequence[str] = HEAD_NAMES, sizes: Sequence[int] = (1000, 10000),
+def head_latency(cfg: Config, dim: int, heads: Optional[Sequence[str]] = None, sizes: Sequence[int] = (1000, 10000),
                  repeats: int = 3, device: str = "cpu", max_gallery_bytes: int = 1 << 30,
                  seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """:func:`query_latency` of each head in ``heads``, built from ``cfg`` at feature width ``dim``
@@ -653,7 +657,7 @@ def head_latency(cfg: Config, dim: int, heads: Sequence[str] = HEAD_NAMES, sizes
     dev = torch.device(device)
     x = ProfileInputs.make(dim, cfg.max_frames, cfg.max_words, image_size=1, device=dev, seed=seed)
     out = {}
-    for name in heads:
+    for name in (heads if heads is not None else registry.paper_heads()):
         torch.manual_seed(seed)
         head = build_head(cfg.replace(head=name), dim).to(dev)
         out[name] = query_latency(head, x, sizes, repeats, max_gallery_bytes)

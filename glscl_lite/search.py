@@ -13,7 +13,9 @@ every gallery video once with each run's model and writes, per run (one per head
 two stages: (1) the query's coarse vector recalls ``candidates`` videos from the faiss index, (2) the
 head scores only those candidates from their stored features, and the top ``k`` are returned.
 
-Coarse vectors (one inner product per video, so an ANN index applies):
+Coarse vectors (one inner product per video, so an ANN index applies) are offered by the heads
+that declare ``indexable`` (``Head.coarse_video_vectors`` / ``coarse_query_vectors``; the heads are
+listed in :mod:`glscl_lite.model.registry`):
 
 * ``eercf``: its own stage 1, ``<s^ W_g, v_bar>`` (spec 4.7);
 * ``meanp``: the cosine of sentence and mean-pooled normalised frames (the head's exact score);
@@ -37,15 +39,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from glscl_lite.errors import DataError, UserError
+from glscl_lite.model.head import Side
 from glscl_lite.utils import PathLike, write_json_atomic
 
 INDEX_FILE = "index.json"
 INDEX_VERSION = 1
-SUPPORTED_HEADS = ("glscl", "eercf", "meanp", "glccl")
-Side = dict[str, torch.Tensor]
 
 
 def _faiss():
@@ -199,27 +199,23 @@ class RerankStore:
 
 
 # ---------------------------------------------------------------------------------- coarse vectors
-def _sentence(text: Side) -> torch.Tensor:
-    return text["sentence"] if "sentence" in text else text["queries"][:, 0]  # GLCCL keeps raw s first
+def _indexable(head: str):
+    """The registered head class of ``head``, if it offers stage-1 vectors (``Head.indexable``)."""
+    from glscl_lite.model.registry import HEADS, head_class, indexable_heads
+
+    if head not in HEADS or not head_class(head).indexable:
+        raise UserError(f"no coarse vector for head {head!r}; supported: {', '.join(indexable_heads())}")
+    return head_class(head)
 
 
 def coarse_video_vectors(head: str, video: Side) -> torch.Tensor:
-    """Per-video stage-1 vector ``[N,D]`` for ``head`` (module docstring)."""
-    if head in ("eercf", "meanp"):
-        return video["video"].float()
-    if head in ("glscl", "glccl"):
-        m = video["mask"].float().unsqueeze(-1)
-        return F.normalize((video["frames"].float() * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
-    raise UserError(f"no coarse vector for head {head!r}; supported: {', '.join(SUPPORTED_HEADS)}")
+    """Per-video stage-1 vector ``[N,D]`` for ``head`` (module docstring; the head class offers it)."""
+    return _indexable(head).coarse_video_vectors(video)
 
 
 def coarse_query_vectors(head: str, text: Side) -> torch.Tensor:
     """Per-query stage-1 vector ``[Q,D]``: inner product with :func:`coarse_video_vectors` = coarse score."""
-    if head == "eercf":
-        return text["query"].float()
-    if head in ("meanp", "glscl", "glccl"):
-        return F.normalize(_sentence(text).float(), dim=-1)
-    raise UserError(f"no coarse vector for head {head!r}; supported: {', '.join(SUPPORTED_HEADS)}")
+    return _indexable(head).coarse_query_vectors(text)
 
 
 # ------------------------------------------------------------------------------------ two stages
@@ -441,8 +437,10 @@ def build_index(runs: Sequence[PathLike], out: PathLike, videos: Optional[PathLi
         for run in runs:
             model, cfg, dev = load_run_model(run, checkpoint, device="cpu")
             head = cfg.head
-            if head not in SUPPORTED_HEADS:
-                raise UserError(f"{run}: head {head!r} cannot be indexed; supported: {', '.join(SUPPORTED_HEADS)}")
+            from glscl_lite.model.registry import indexable_heads
+
+            if head not in indexable_heads():
+                raise UserError(f"{run}: head {head!r} cannot be indexed; supported: {', '.join(indexable_heads())}")
             if any(e["head"] == head for e in entries):
                 raise UserError(f"two runs with head {head!r}: an index holds one run per head")
             run_ids, folder = gallery_ids(cfg, videos)

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from glscl_lite.config import load_preset
 from glscl_lite.model import GLSCL, build_head
-from glscl_lite.model.baselines import HEADS, XCLIPLikeHead, XPoolLikeHead
+from glscl_lite.model.baselines import XCLIPLikeHead, XPoolLikeHead
+from glscl_lite.model.registry import HEADS
 
 D, L, T = 16, 32, 12
 

@@ -30,8 +30,7 @@ from torch import nn
 
 from glscl_lite import losses as L
 from glscl_lite.config import Config
-
-Side = dict[str, torch.Tensor]
+from glscl_lite.model.head import Head, Side
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -58,12 +57,14 @@ def video_chunk(max_elements: int, per_video: int) -> int:
     return max(1, max_elements // max(1, per_video))
 
 
-class MeanPHead(nn.Module):
+class MeanPHead(Head):
     """CLIP4Clip mean pooling (parameter-free); per-pair cost is one D-dim dot product."""
 
+    indexable = True
+    paper_comparison = True
 
     def __init__(self, cfg: Config, dim: int):
-        super().__init__()
+        super().__init__(cfg, dim)
         self.cfg = cfg
 
     def encode_text(self, sentence: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> Side:
@@ -79,9 +80,18 @@ class MeanPHead(nn.Module):
     def losses(self, text: Side, video: Side, logit_scale: torch.Tensor) -> dict[str, torch.Tensor]:
         return contrastive_losses(self.score(text, video), logit_scale)
 
+    @classmethod
+    def coarse_video_vectors(cls, video: Side) -> torch.Tensor:
+        return video["video"].float()
+
+    @classmethod
+    def coarse_query_vectors(cls, text: Side) -> torch.Tensor:
+        return F.normalize(text["sentence"].float(), dim=-1)
+
+
 
 # ------------------------------------------------------------------------------------ X-Pool-like
-class XPoolLikeHead(nn.Module):
+class XPoolLikeHead(Head):
     """Text-conditioned cross-attention pooling of frames (X-Pool, CVPR 2022), per (text, video) pair.
 
     For text a and video b (``H`` heads of width ``D/H``; X-Pool uses one head)::
@@ -109,8 +119,10 @@ class XPoolLikeHead(nn.Module):
     max_block_elements: int = 1 << 22
     """Upper bound on ``Bt * videos_per_block * D`` in :meth:`score` (16 MB of fp32 per tensor)."""
 
+    paper_comparison = True
+
     def __init__(self, cfg: Config, dim: int, num_heads: int = 1, dropout: float = 0.3):
-        super().__init__()
+        super().__init__(cfg, dim)
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.cfg, self.dim, self.num_heads = cfg, dim, num_heads
@@ -171,7 +183,7 @@ class XPoolLikeHead(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ X-CLIP-like
-class XCLIPLikeHead(nn.Module):
+class XCLIPLikeHead(Head):
     """Multi-grained contrast with attention over similarity matrices (X-CLIP, ACM MM 2022).
 
     With L2-normalised sentence ``s [D]``, words ``w_l [L,D]``, frames ``f_t [T,D]`` and the
@@ -200,8 +212,10 @@ class XCLIPLikeHead(nn.Module):
     max_block_elements: int = 1 << 22
     """Upper bound on ``Bt * videos_per_block * L * T`` in :meth:`score`."""
 
+    paper_comparison = True
+
     def __init__(self, cfg: Config, dim: int, temperature: float = 0.01):
-        super().__init__()
+        super().__init__(cfg, dim)
         self.cfg, self.dim, self.temperature = cfg, dim, float(temperature)
         nw, nf = cfg.max_words, cfg.max_frames
         self.sentence_video = nn.Parameter(torch.eye(dim))   # G   (X-CLIP global_mat_weight)
@@ -266,7 +280,3 @@ class XCLIPLikeHead(nn.Module):
 
     def losses(self, text: Side, video: Side, logit_scale: torch.Tensor) -> dict[str, torch.Tensor]:
         return contrastive_losses(self.score(text, video), logit_scale)
-
-
-HEADS: dict[str, type[nn.Module]] = {"meanp": MeanPHead, "xpool_like": XPoolLikeHead,
-                                     "xclip_like": XCLIPLikeHead}

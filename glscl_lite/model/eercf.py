@@ -41,8 +41,7 @@ from glscl_lite import losses as L
 from glscl_lite.config import Config
 from glscl_lite.losses import promote_half
 from glscl_lite.model.glccl import XCLIP_TEMP, attention_weighted
-
-Side = dict[str, torch.Tensor]
+from glscl_lite.model.head import Head, Side
 
 TIB_TEMP = 0.1
 """TIB gate temperature on cosines (released ``div(0.1)``)."""
@@ -67,8 +66,11 @@ GATHER_FLOATS = 1 << 25
 
 
 def needs_patches(cfg: Config) -> bool:
-    """True when ``cfg`` trains a head that scores patch tokens (EERCF with ``eercf_patches``)."""
-    return cfg.head == "eercf" and cfg.eercf_patches
+    """True when ``cfg`` trains a head that scores patch tokens (EERCF with ``eercf_patches``);
+    asks the registered head (:meth:`Head.needs_patches`)."""
+    from glscl_lite.model.registry import needs_patches as registered
+
+    return registered(cfg)
 
 
 def pearson_constraint(text: torch.Tensor, video: torch.Tensor, on_diag: float = PEARSON_ON_DIAG,
@@ -106,7 +108,7 @@ def tib_gate(c: torch.Tensor) -> torch.Tensor:
     return torch.softmax(c / TIB_TEMP, dim=-1)
 
 
-class EERCFHead(nn.Module):
+class EERCFHead(Head):
     """EERCF similarity head (``cfg.head = "eercf"``); learnable: ``W_g [D,D]`` and ``W_f [F,F]``.
 
     The model hands it the raw CLIP frames (and patch tokens) besides the post-temporal frames
@@ -114,9 +116,25 @@ class EERCFHead(nn.Module):
     """
 
     uses_raw_frames = True
+    uses_patches = True
+    """The class may score patches; an instance does when ``cfg.eercf_patches`` (:meth:`needs_patches`)."""
+    indexable = True
+
+    @classmethod
+    def needs_patches(cls, cfg: Config) -> bool:
+        return bool(cfg.eercf_patches)
+
+    @classmethod
+    def coarse_video_vectors(cls, video: Side) -> torch.Tensor:
+        """Stage-1 video vector: v_bar (the coarse score is ``<s^ W_g, v_bar>``)."""
+        return video["video"].float()
+
+    @classmethod
+    def coarse_query_vectors(cls, text: Side) -> torch.Tensor:
+        return text["query"].float()
 
     def __init__(self, cfg: Config, dim: int):
-        super().__init__()
+        super().__init__(cfg, dim)
         self.cfg = cfg
         self.uses_patches = bool(cfg.eercf_patches)
         self.global_mat_weight = nn.Parameter(torch.eye(dim))             # W_g (released name)
@@ -211,7 +229,7 @@ class EERCFHead(nn.Module):
         return torch.cat(out)
 
     @torch.no_grad()
-    def similarity(self, text: Side, video: Side, chunk: Optional[int] = None) -> torch.Tensor:
+    def similarity(self, text: Side, video: Side, chunk: Optional[int] = None) -> torch.Tensor:  # noqa: ARG002
         """Evaluation matrix ``[Nt,Nv]`` of the real two-stage T2V retrieval (``eercf_topk`` candidates).
 
         ``GLSCL.similarity`` delegates here; V2T metrics read off its transpose (released protocol).
@@ -284,6 +302,3 @@ def per_query_macs(n_videos: int, k: int = 50, **kw: int) -> dict[str, int]:
     k = min(k, n_videos)
     return {"two_stage": n_videos * pp["coarse"] + k * pp["fine"],
             "dense_fine": n_videos * (pp["coarse"] + pp["fine"])}
-
-
-HEADS: dict[str, type[nn.Module]] = {"eercf": EERCFHead}

@@ -34,13 +34,14 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from glscl_lite import losses as L
 from glscl_lite.config import Config
 from glscl_lite.losses import promote_half
+from glscl_lite.model.head import Head, Side, masked_mean_vector
 
-Side = dict[str, torch.Tensor]
 XCLIP_TEMP = 0.01
 """Softmax temperature of every X-CLIP attention-over-similarity weighting (released: 1e-2)."""
 PAIR_BLOCK = 4096
@@ -92,12 +93,23 @@ def csc_loss(scores: torch.Tensor) -> torch.Tensor:
     return pos / neg.clamp_min(torch.finfo(var.dtype).tiny)
 
 
-class GLCCLHead(nn.Module):
+class GLCCLHead(Head):
     """GLCCL similarity head (``cfg.head = "glccl"``); learnable: ``2 D^2 + 6 L^2`` parameters."""
 
+    indexable = True
+
+    @classmethod
+    def coarse_video_vectors(cls, video: Side) -> torch.Tensor:
+        """Stage-1 video vector: normalised masked mean of the projected frames."""
+        return masked_mean_vector(video["frames"], video["mask"])
+
+    @classmethod
+    def coarse_query_vectors(cls, text: Side) -> torch.Tensor:
+        """Stage-1 query: the raw sentence (first of the text queries), normalised."""
+        return F.normalize(text["queries"][:, 0].float(), dim=-1)
 
     def __init__(self, cfg: Config, dim: int):
-        super().__init__()
+        super().__init__(cfg, dim)
         self.cfg = cfg
         n = cfg.max_words
         eye_d, eye_l = torch.eye(dim), torch.eye(n)
@@ -211,6 +223,3 @@ def per_pair_macs(dim: int = 512, frames: int = 12, words: int = 32) -> dict[str
     }
     return {"released": sum(released.values()), "implemented": sum(implemented.values()),
             "released_terms": released, "implemented_terms": implemented}
-
-
-HEADS: dict[str, type[nn.Module]] = {"glccl": GLCCLHead}

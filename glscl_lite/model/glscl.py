@@ -21,6 +21,7 @@ import math
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from glscl_lite import losses as L
@@ -30,26 +31,21 @@ from glscl_lite.model.global_interaction import GlobalInteraction
 from glscl_lite.model.local_interaction import LocalInteraction
 from glscl_lite.model.temporal import TemporalTransformer
 
-Side = dict[str, torch.Tensor]
+from glscl_lite.model.head import Head, Side, cat_sides, masked_mean_vector, slice_side  # noqa: F401
+from glscl_lite.model.registry import build_head
+
 MAX_LOGIT_SCALE = math.log(100.0)
 
 
-def slice_side(side: Side, start: int, stop: int) -> Side:
-    return {k: v[start:stop] for k, v in side.items()}
-
-
-def cat_sides(sides: list[Side]) -> Side:
-    return {k: torch.cat([s[k] for s in sides]) for k in sides[0]}
-
-
 # ------------------------------------------------------------------------------------ the head
-class GLSCLHead(nn.Module):
+class GLSCLHead(Head):
     """GIM + LIM scores and the ICL / IDL losses (the part GLSCL adds on top of CLIP)."""
 
+    indexable = True
+    paper_comparison = True
 
     def __init__(self, cfg: Config, dim: int):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, dim)
         self.gim = GlobalInteraction(cfg.temp)
         self.lim = LocalInteraction(
             dim, num_queries=cfg.query_number, num_layers=cfg.cross_att_layer, num_heads=cfg.lim_heads,
@@ -75,6 +71,15 @@ class GLSCLHead(nn.Module):
     def score(self, text: Side, video: Side) -> torch.Tensor:
         """``Sim1 + lambda * Sim2`` ``[Bt,Bv]`` (training and inference use the same formula)."""
         return self.score_parts(text, video)["sim"]
+
+    @classmethod
+    def coarse_video_vectors(cls, video: Side) -> torch.Tensor:
+        """Stage-1 video vector: normalised masked mean of the post-temporal frames."""
+        return masked_mean_vector(video["frames"], video["mask"])
+
+    @classmethod
+    def coarse_query_vectors(cls, text: Side) -> torch.Tensor:
+        return F.normalize(text["sentence"].float(), dim=-1)
 
     def losses(self, text: Side, video: Side, logit_scale: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named loss terms on a matched batch (text i <-> video i); ``loss`` is their sum."""
@@ -194,7 +199,7 @@ class GLSCL(nn.Module):
                                  ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Per-frame CLIP features ``[B,T,D]`` and, for heads that score patches (EERCF,
         ``head.uses_patches``), the patch tokens ``[B,T,P,D]`` from the same pass (else None)."""
-        if not getattr(self.head, "uses_patches", False):
+        if not self.head.uses_patches:
             return self.frame_features(video, mask), None
         frames, patches = self.backbone.encode_video(self.prepare_video(video, mask), return_patches=True)
         return frames.float(), patches.float()
@@ -211,7 +216,7 @@ class GLSCL(nn.Module):
         Heads with ``uses_raw_frames`` (EERCF) also get the pre-temporal frames and ``patches [B,T,P,D]``.
         """
         post = self.temporal_features(frames.float(), mask)
-        if getattr(self.head, "uses_raw_frames", False):
+        if self.head.uses_raw_frames:
             return self.head.encode_video(post, mask, raw_frames=frames.float(),
                                           patches=None if patches is None else patches.float())
         return self.head.encode_video(post, mask)
@@ -224,16 +229,7 @@ class GLSCL(nn.Module):
         Each block only reads cached per-item features, so memory is bounded by the block size:
         10,000 x 10,000 is 400 MB of output plus one block's intermediates.
         """
-        if hasattr(self.head, "similarity"):  # two-stage heads (EERCF) rank the whole gallery themselves
-            return self.head.similarity(text, video, chunk)
-        chunk = chunk or self.cfg.eval_chunk
-        nt, nv = len(next(iter(text.values()))), len(next(iter(video.values())))
-        out = torch.empty(nt, nv, dtype=torch.float32, device=next(iter(text.values())).device)
-        for i in range(0, nt, chunk):
-            t = slice_side(text, i, i + chunk)
-            for j in range(0, nv, chunk):
-                out[i:i + chunk, j:j + chunk] = self.head.score(t, slice_side(video, j, j + chunk)).float()
-        return out
+        return self.head.similarity(text, video, chunk or self.cfg.eval_chunk)
 
     # -- training ---------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -259,7 +255,7 @@ class GLSCL(nn.Module):
         sentence, words, text_mask, frames, video_mask = all_gather_with_grad(
             sentence, words, text_mask, frames, video_mask)
         text = self.head.encode_text(sentence, words, text_mask)
-        if getattr(self.head, "uses_raw_frames", False):  # EERCF: raw CLIP frames (+ patches) too
+        if self.head.uses_raw_frames:  # EERCF: raw CLIP frames (+ patches) too
             raw = all_gather_with_grad(raw)[0]
             patches = all_gather_with_grad(patches)[0] if patches is not None else None
             video = self.head.encode_video(frames, video_mask, raw_frames=raw, patches=patches)
@@ -268,13 +264,3 @@ class GLSCL(nn.Module):
         out = self.head.losses(text, video, self.logit_scale.exp())
         out["logit_scale"] = self.logit_scale.detach().exp()
         return out
-
-
-def build_head(cfg: Config, dim: int) -> nn.Module:
-    """The similarity head named by ``cfg.head``."""
-    from glscl_lite.model import baselines, eercf, glccl
-
-    heads = {"glscl": GLSCLHead, **baselines.HEADS, **glccl.HEADS, **eercf.HEADS}
-    if cfg.head not in heads:
-        raise ValueError(f"unknown head {cfg.head!r}; available: {', '.join(sorted(heads))}")
-    return heads[cfg.head](cfg, dim)
