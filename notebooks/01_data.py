@@ -443,7 +443,7 @@ def my_frame_indices(n_frames_total, fps, max_frames=12, framerate=1):
     raise NotImplementedError
 
 
-exercises.check("frame_indices", my_frame_indices)
+exercises.check("frame_indices", my_frame_indices);
 
 # %% [markdown]
 # ### 3 · Experiment: carve your own validation split

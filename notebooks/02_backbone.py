@@ -351,7 +351,7 @@ def my_text_mask(mask, num_heads):
     raise NotImplementedError
 
 
-exercises.check("text_mask", my_text_mask)
+exercises.check("text_mask", my_text_mask);
 
 # %% [markdown]
 # ### 3 · Experiment: how long may a caption be?

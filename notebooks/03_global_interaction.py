@@ -347,26 +347,27 @@ def my_gim(sent, frames, mask, tau):
     raise NotImplementedError
 
 
-exercises.check("gim", my_gim)
+exercises.check("gim", my_gim);
 
 # %% [markdown]
 # ### 3 · Experiment: the official order of operations
 #
-# Section "The official order" showed the 0/0 case. Change `gap_try` below: from which gap (in units of τ) does the
-# official "softmax over all frames, then zero the padded ones" return NaN, while the masked softmax stays finite?
-# Why is that number about 104 in float32?
+# Section "The official order" showed the 0/0 case at a gap of 130 (in units of τ). Predict the smallest gap at which
+# the official "softmax over all frames, then zero the padded ones, then divide by `|u|`" returns NaN, while the masked
+# softmax stays finite. Hint: float32's `exp` underflows to 0 below about `exp(-104)`. Then run, and change `gaps_try`.
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# `exp(-x)` underflows to 0 in float32 below about `exp(-103.97)` (the smallest subnormal is ~1.4e-45), so when the
-# real frames score more than ~104 below the padded ones their weights are exactly 0 after the softmax; zeroing the
-# padded frames then leaves 0/0. The masked softmax never gives weight to padding, so the real frames keep a proper
-# distribution.
+# Not 104 but about **55-60**. The real frames' weights are about `exp(-gap)`; they are still representable at a gap
+# of 60, but the norm of the pooled feature squares them: `|u|^2 ~ exp(-2 gap)` underflows below float32's smallest
+# number (~1.4e-45, i.e. `exp(-103)`) once the gap passes ~52-60, `|u|` becomes 0 and `u / |u|` is 0/0. The masked
+# softmax never gives weight to padding, so the real frames keep a proper distribution at any gap.
 #
 # </details>
 
 # %%
-for gap_try in (80.0, 100.0, 110.0, 130.0):   # change me
+gaps_try = (20.0, 40.0, 50.0, 55.0, 60.0, 80.0, 110.0)   # change me
+for gap_try in gaps_try:
     v_try = v1.clone()
     v_try[0, :2, 0], v_try[0, 2:, 0] = -gap_try * tau / 2, gap_try * tau / 2
     print(f"gap {gap_try:>5}: official {gim_official(t1, v_try, m1, tau)[0].item():+.4f}   "

@@ -429,7 +429,7 @@ def my_lim_layer(layer, x, memory):
     raise NotImplementedError
 
 
-exercises.check("lim_layer", my_lim_layer)
+exercises.check("lim_layer", my_lim_layer);
 
 # %% [markdown]
 # ### 3 · Experiment: padding and the concepts

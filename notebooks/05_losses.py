@@ -365,7 +365,7 @@ def my_icl(text, video, beta, normalizer="official"):
     raise NotImplementedError
 
 
-exercises.check("icl", my_icl)
+exercises.check("icl", my_icl);
 
 
 # %% [markdown]
@@ -380,4 +380,4 @@ def my_idl(video, margin=0.1):
     raise NotImplementedError
 
 
-exercises.check("idl", my_idl)
+exercises.check("idl", my_idl);

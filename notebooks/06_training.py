@@ -378,7 +378,7 @@ def my_lr(x, warmup=0.1):
     raise NotImplementedError
 
 
-exercises.check("lr", my_lr)
+exercises.check("lr", my_lr);
 
 # %% [markdown]
 # ### 3 · Experiment: a longer run

@@ -302,7 +302,7 @@ def my_metrics(sim):
     raise NotImplementedError
 
 
-exercises.check("metrics", my_metrics)
+exercises.check("metrics", my_metrics);
 
 # %% [markdown]
 # ### 3 · Experiment: ties

@@ -389,7 +389,7 @@ def my_csc(scores):
     raise NotImplementedError
 
 
-exercises.check("csc", my_csc)
+exercises.check("csc", my_csc);
 
 # %% [markdown]
 # ### 3 · Experiment: the EERCF run's k
