@@ -261,7 +261,7 @@ if sys.argv[1] == "cache":
     m.build_frame_cache(all_video_ids(sys.argv[3]), sys.argv[4], sys.argv[5], max_frames=2, image_size=8,
                         workers=2, progress=False)
 else:
-    import glscl_lite.data.synthetic as m
+    import glscl_lite.data.synthetic.corpus as m
     m.render_video = hang
     m.generate_corpus(sys.argv[5], n_videos=24, workers=2, progress=False)
 """
@@ -292,7 +292,7 @@ def test_workers_die_with_their_parent_and_stale_temps_go(tiny, tmp_path, comman
 
 
 def test_synth_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, monkeypatch):
-    import glscl_lite.data.synthetic as synthetic
+    import glscl_lite.data.synthetic.corpus as synthetic
 
     calls = []
 
