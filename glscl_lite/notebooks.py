@@ -7,6 +7,7 @@ artefacts.  Every notebook's first code cell is tagged ``parameters`` and define
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -70,6 +71,21 @@ def failed_copy(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".failed.ipynb")
 
 
+class _ParameterLineNotice(logging.Filter):
+    """Drops papermill's "Unable to parse line N ..." and "Passed unknown parameter: NAME".
+
+    papermill re-reads the parameters cell line by line with a pattern that allows one ``=`` per
+    line, so a comment such as ``# presets: "auto" = cuda if present`` makes it log the first line
+    and then the second for a name it did not see.  :func:`execute` checks the names itself on the
+    cell's syntax tree (:func:`parameters_of`) and refuses unknown ones before papermill starts, so
+    both lines could only be false alarms."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not (msg.startswith("Unable to parse line") or msg.startswith("Passed unknown parameter"))
+
+
+_PARAMETER_NOTICE = _ParameterLineNotice()
 _KERNEL_MANAGER = None
 
 
@@ -127,6 +143,9 @@ def execute(path: Path, out_path: Path, parameters: dict[str, Any], timeout: int
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ValueError(f"{path.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
+    for name in ("papermill", "papermill.translators"):
+        if _PARAMETER_NOTICE not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_PARAMETER_NOTICE)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.stem + ".partial.ipynb")
     try:
