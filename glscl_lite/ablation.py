@@ -81,6 +81,21 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 _FORBIDDEN = {"seed", "feature_cache", "frame_cache", "anno_path", "video_path"}
 
 
+# feature-cache setup lives in glscl_lite.features, the CLIP warm start in glscl_lite.warmstart;
+# the old names stay importable from here (notebooks 10/11, tests), imported on first use
+_MOVED = {"feature_cache_path": "features", "ensure_feature_cache": "features",
+          "export_clip_weights": "warmstart", "weights_record": "warmstart",
+          "check_exported_weights": "warmstart", "ensure_pretrained_clip": "warmstart"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f"glscl_lite.{_MOVED[name]}"), name)
+    raise AttributeError(f"module 'glscl_lite.ablation' has no attribute {name!r}")
+
+
 class GridError(ConfigError):
     """A grid that cannot be used: unknown name, malformed JSON, bad setting names or keys."""
 
@@ -194,117 +209,6 @@ def cell_name(setting: str, seed: int) -> str:
     return f"{setting}__seed{seed}"
 
 
-# ---------------------------------------------------------------------------------- feature cache
-def feature_cache_path(root: PathLike, cfg: Config, seed: int) -> Path:
-    """The cache a cell with ``seed`` uses: ``root/seed<s>`` for a random-init CLIP (its weights
-    depend on the seed), else ``root``."""
-    return Path(root) / f"seed{seed}" if cfg.pretrained is None else Path(root)
-
-
-def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True,
-                         patches: bool = False) -> Path:
-    """Build the feature cache of ``cfg`` (its seed, encoder, frames, words) at ``path`` unless one
-    is there; builds ``cfg.frame_cache`` first when it is set but missing.  ``patches``: store patch
-    tokens too (a grid with an EERCF cell).  An existing cache of another corpus, or one without the
-    patch tokens asked for, is an error."""
-    from glscl_lite.features import build_feature_cache
-
-    path = Path(path)
-    if (path / "meta.json").is_file():
-        from glscl_lite.features import FeatureCache
-
-        FeatureCache(path).check_provenance(cfg)  # another corpus, edited annotations, other videos
-        if patches and not (path / "patch_feats.npy").is_file():
-            raise UserError(f"{path}: this feature cache has no patch tokens, which a cell of the grid "
-                            "needs (head=eercf); pass a new --feature-cache folder")
-        return path
-    cfg = cfg.replace(feature_cache=None)
-    if cfg.frame_cache and not (Path(cfg.frame_cache) / "index.json").exists():
-        from glscl_lite.data.cache import build_frame_cache
-        from glscl_lite.data.msrvtt import all_video_ids
-        from glscl_lite.model.backbone import CLIPBackbone
-
-        size = CLIPBackbone(cfg.base_encoder, cfg.pretrained, cfg.text_mask).image_size
-        build_frame_cache(all_video_ids(cfg.anno_path), cfg.video_path, cfg.frame_cache,
-                          max_frames=cfg.max_frames, image_size=size, framerate=cfg.video_framerate,
-                          progress=progress)
-    build_feature_cache(cfg, path, progress=progress, patches=patches)
-    return path
-
-
-# ------------------------------------------------------------------------------------ pretraining
-def export_clip_weights(run_dir: PathLike, path: PathLike, which: str = "best") -> Path:
-    """Save the CLIP part of a run's checkpoint as an open_clip state dict, usable as
-    ``pretrained=<path>`` (open_clip loads a local checkpoint file)."""
-    import torch
-
-    from glscl_lite import runs
-
-    ckpt, state = runs.load_checkpoint(run_dir, which)
-    prefix = "backbone.clip."
-    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    path = Path(path)
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(weights, tmp)
-    write_json_atomic(weights_record(path), {"provenance": _weights_fingerprint(ckpt)})
-    return path
-
-
-def weights_record(path: PathLike) -> Path:
-    """The provenance record beside exported weights: ``<path>.json``."""
-    return Path(f"{path}.json")
-
-
-def _weights_fingerprint(ckpt: Path) -> dict:
-    from glscl_lite import provenance
-
-    return provenance.fingerprint(checkpoint=provenance.file_sha256(ckpt))
-
-
-def check_exported_weights(path: PathLike, run_dir: PathLike, which: str = "best") -> None:
-    """Refuse weights exported from another checkpoint than ``run_dir``'s ``which`` now is."""
-    from glscl_lite import provenance, runs
-
-    record = weights_record(path)
-    recorded = json.loads(record.read_text()).get("provenance") if record.is_file() else None
-    provenance.check(recorded, _weights_fingerprint(runs.checkpoint_path(run_dir, which)), path,
-                     f"ablation.export_clip_weights({str(run_dir)!r}, {str(path)!r})")
-
-
-def ensure_pretrained_clip(base: Config, out: PathLike, steps: int, progress: bool = True) -> Path:
-    """CLIP weights from ``steps`` steps of end-to-end training of ``base`` (no feature cache,
-    CLIP trained) in ``out``, exported to ``out/clip.pt``; reused when finished, resumed when
-    interrupted (or given more steps).
-
-    The synthetic corpus has no pretrained CLIP: a frozen *random* CLIP gives features that the
-    head can barely use, so feature-cache ablations on it stay at chance.  This stands in for
-    the OpenAI weights: the run trains on the training split only (validation is carved from it,
-    the test videos are never seen), and the best-validation checkpoint's CLIP is exported.
-    """
-    from glscl_lite import runs
-    from glscl_lite.provenance import ProvenanceError
-    from glscl_lite.train import train
-
-    out = Path(out)
-    weights = out / "clip.pt"
-    cfg = base.replace(feature_cache=None, freeze_backbone=False, max_steps=steps)
-    done = runs.finished(out, cfg)  # raises if out holds a run of other settings; None if of another length
-    finished_steps = (runs.read_results(out) or {}).get("steps", 0)
-    if finished_steps > steps:
-        raise UserError(f"{out}: holds a pretraining run of {finished_steps} steps, not {steps}; "
-                        "use the same number of steps or a new --out folder")
-    if done is None or done["steps"] < steps:  # new, interrupted, or extended to more steps
-        train(cfg, (), out, progress=progress)
-        return export_clip_weights(out, weights)
-    if weights.is_file():
-        try:
-            check_exported_weights(weights, out)
-            return weights
-        except ProvenanceError:  # exported from an earlier best.pt: export the current one
-            pass
-    return export_clip_weights(out, weights)
-
-
 # ------------------------------------------------------------------------------------------ cells
 def _rows(setting: Setting, keys: Sequence[str], cfg: Config, seed: int, results: dict,
           info: dict, run: str) -> list[dict[str, Any]]:
@@ -348,12 +252,14 @@ def run_ablation(config: Union[str, Config], overrides: Iterable[str] = (),
     strings).  ``feature_cache``: root of the feature caches (default: the base config's
     ``feature_cache``; None for end-to-end training).  ``pretrain_steps``: first train the base
     config end to end for that many steps and use its CLIP weights, frozen, as ``pretrained`` for
-    every cell (:func:`ensure_pretrained_clip`; for corpora without pretrained CLIP weights).
+    every cell (:func:`glscl_lite.warmstart.ensure_pretrained_clip`; for corpora without pretrained CLIP weights).
     ``export``: also write the shareable artefacts there (see :func:`export_results`).  Returns
     the rows of ``DIR/results.csv``.
     """
     from glscl_lite import runs
+    from glscl_lite.features import ensure_feature_cache, feature_cache_path
     from glscl_lite.train import train
+    from glscl_lite.warmstart import ensure_pretrained_clip
 
     if out is None:
         raise UserError("ablate needs an output folder (--out DIR)")

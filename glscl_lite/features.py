@@ -254,3 +254,37 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
                     provenance=fingerprint)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+# ------------------------------------------------------------------------------------------ setup
+def feature_cache_path(root: PathLike, cfg: Config, seed: int) -> Path:
+    """The cache a cell with ``seed`` uses: ``root/seed<s>`` for a random-init CLIP (its weights
+    depend on the seed), else ``root``."""
+    return Path(root) / f"seed{seed}" if cfg.pretrained is None else Path(root)
+
+
+def ensure_feature_cache(cfg: Config, path: PathLike, progress: bool = True,
+                         patches: bool = False) -> Path:
+    """Build the feature cache of ``cfg`` (its seed, encoder, frames, words) at ``path`` unless one
+    is there; builds ``cfg.frame_cache`` first when it is set but missing.  ``patches``: store patch
+    tokens too (a grid with an EERCF cell).  An existing cache of another corpus, or one without the
+    patch tokens asked for, is an error."""
+    path = Path(path)
+    if (path / "meta.json").is_file():
+        FeatureCache(path).check_provenance(cfg)  # another corpus, edited annotations, other videos
+        if patches and not (path / "patch_feats.npy").is_file():
+            raise UserError(f"{path}: this feature cache has no patch tokens, which a cell of the grid "
+                            "needs (head=eercf); pass a new --feature-cache folder")
+        return path
+    cfg = cfg.replace(feature_cache=None)
+    if cfg.frame_cache and not (Path(cfg.frame_cache) / "index.json").exists():
+        from glscl_lite.data.cache import build_frame_cache
+        from glscl_lite.data.msrvtt import all_video_ids
+        from glscl_lite.model.backbone import CLIPBackbone
+
+        size = CLIPBackbone(cfg.base_encoder, cfg.pretrained, cfg.text_mask).image_size
+        build_frame_cache(all_video_ids(cfg.anno_path), cfg.video_path, cfg.frame_cache,
+                          max_frames=cfg.max_frames, image_size=size, framerate=cfg.video_framerate,
+                          progress=progress)
+    build_feature_cache(cfg, path, progress=progress, patches=patches)
+    return path

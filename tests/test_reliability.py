@@ -430,7 +430,7 @@ def test_stand_in_weights_and_ablation_cells_know_their_inputs(tmp_path, smoke_o
     torch.save(state, best)  # the pretraining run changed after the export
     with pytest.raises(ProvenanceError, match=r"clip.pt: built from other inputs .*checkpoint .*best.pt: recorded "
                                               r"sha256 \w+, now sha256 \w+.*rebuild it with: "
-                                              r"ablation.export_clip_weights"):
+                                              r"warmstart.export_clip_weights"):
         ablation.check_exported_weights(weights, tmp_path / "pre")
     ablation.export_clip_weights(tmp_path / "pre", weights)  # the same weights again, a new record
     state["model"] = {k: v * 1.01 if v.is_floating_point() else v for k, v in state["model"].items()}
