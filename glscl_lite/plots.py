@@ -9,7 +9,7 @@ They take plain DataFrames, so any notebook can use them:
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -149,3 +149,66 @@ def plot_loss_terms(metrics_df: pd.DataFrame, terms: Sequence[str] = LOSS_TERMS,
                        title=by)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------ FLOPs report figures
+# (reports of glscl_lite.flops.profile / head_latency)
+def plot_gallery_costs(report: dict[str, Any], ax: Any = None, sizes: Optional[Sequence[int]] = None):
+    """Per-query GFLOPs vs gallery size (log-log), one line per head; dashed: per-video score work cached."""
+    from glscl_lite import flops
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    sizes = sizes if sizes is not None else np.unique(np.logspace(2, 6, 40).astype(int))
+    rows = flops.gallery_costs(report, sizes)
+    for i, name in enumerate(report["per_pair"]):
+        r = [x for x in rows if x["head"] == name]
+        color = f"C{i}"
+        ax.plot([x["gallery"] for x in r], [2 * x["query_macs"] / 1e9 for x in r], color=color, label=name)
+        ax.plot([x["gallery"] for x in r], [2 * x["query_macs_video_terms_cached"] / 1e9 for x in r],
+                color=color, ls="--", lw=1)
+    text = report["components"]["text_tower_per_caption"]["flops"] / 1e9
+    ax.axhline(text, color="gray", ls=":", label="text tower (one caption)")
+    ax.set(xscale="log", yscale="log", xlabel="gallery size (videos)", ylabel="GFLOPs per text query",
+           title=f"{report['backbone']}: cost of one query (dashed: per-video score work cached)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_latency(rows_by_head: dict[str, list[dict[str, Any]]], ax: Any = None, title: str = ""):
+    """Seconds per query vs gallery size (log-log); hollow markers are extrapolated."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for i, (name, rows) in enumerate(rows_by_head.items()):
+        ax.plot([r["gallery"] for r in rows], [r["seconds"] for r in rows], color=f"C{i}", label=name)
+        for r in rows:
+            ax.plot(r["gallery"], r["seconds"], "o", color=f"C{i}", mfc="none" if r["extrapolated"] else f"C{i}")
+    ax.set(xscale="log", yscale="log", xlabel="gallery size (videos)", ylabel="seconds per query (head only)",
+           title=title or "query latency (hollow: extrapolated)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_figure1(report: dict[str, Any], ax: Any = None):
+    """The paper's Fig. 1 re-drawn (t2v R@1 vs head GFLOPs, log x) with our counts beside the paper's.
+
+    Filled: Table I values.  Hollow: our count "after CLIP, one pair" of the matching head, at the
+    paper's R@1 of that method (we did not train these heads on MSR-VTT).
+    """
+    from glscl_lite import flops
+
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    for m, v in flops.PAPER_TABLE1_B32.items():
+        ax.plot(v["gflops"], v["r1"], "o", color="C3" if m == "GLSCL" else "C0")
+        ax.annotate(m, (v["gflops"], v["r1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for h, e in report["per_pair"].items():
+        m = flops.PAPER_METHOD.get(h)
+        if m is None:
+            continue
+        ours, paper = e["after_clip_one_pair_flops"] / 1e9, flops.PAPER_TABLE1_B32[m]
+        ax.plot(ours, paper["r1"], "o", mfc="none", color="C3" if h == "glscl" else "C2")
+        ax.annotate("", xy=(ours, paper["r1"]), xytext=(paper["gflops"], paper["r1"]),
+                    arrowprops={"arrowstyle": "->", "color": "gray", "lw": 0.8})
+        ax.annotate(f"{h} (ours)", (ours, paper["r1"]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7, color="C2")
+    ax.set(xscale="log", xlabel="head GFLOPs (log)", ylabel="MSR-VTT t2v R@1 (paper)",
+           title=f"Fig. 1 re-drawn: paper (filled) vs our count after CLIP, one pair ({report['backbone']})")
+    return ax

@@ -94,6 +94,26 @@ def resolve_device(name: str = "auto"):
     return dev
 
 
+def sync(device) -> None:
+    """Wait for queued CUDA work on ``device`` (timing); a no-op on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def use_bf16(cfg, device) -> bool:
+    """The one bf16 decision: autocast to bf16 on CUDA unless ``cfg.precision`` is ``fp32``."""
+    return device.type == "cuda" and cfg.precision in ("auto", "bf16")
+
+
+def autocast(cfg, device):
+    """``torch.autocast`` as :func:`use_bf16` decides (training, evaluation, feature caches)."""
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16(cfg, device))
+
+
 def machine_name() -> str:
     """A short description of the machine for benchmark JSON files."""
     import platform
