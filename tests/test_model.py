@@ -371,6 +371,20 @@ def test_vit_b32_parameter_counts_match_the_official_model():
     assert counts["total"] == 151_277_313 + 12_648_960 + 12_612_096 + 4_096  # 176,542,465 "used"
 
 
+def test_open_clip_random_init_notice_is_silenced(caplog):
+    """pretrained=None is always deliberate here: open_clip's "Model initialized randomly" warning
+    is dropped (issue 13), other warnings are not."""
+    import logging
+
+    from glscl_lite.model.backbone import create_clip
+
+    with caplog.at_level(logging.WARNING):
+        create_clip("glscl-tiny", None)
+        logging.warning("No pretrained weights file here")  # a look-alike that is not open_clip's notice
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("initialized randomly" in m for m in messages) and "No pretrained weights file here" in messages
+
+
 def test_offline_openai_weights_fail_fast(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.time()

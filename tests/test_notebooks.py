@@ -56,9 +56,11 @@ def notebook_work_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("notebook_work")
 
 
-def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeypatch):
+def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeypatch, capfd):
     """Relative path parameters are the caller's (the kernel runs in the notebooks' folder); a
-    failing notebook leaves only its ``.failed`` copy, and the series goes on after it."""
+    failing notebook leaves only its ``.failed`` copy, and the series goes on after it.  Each
+    notebook is announced before it runs, and the kernels print none of jupyter's alarming lines
+    (IPC transport; no SIGINT before shutdown -- issue 13)."""
     import nbformat
 
     from glscl_lite.notebooks import run_notebooks
@@ -84,6 +86,9 @@ def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeyp
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["00_ok.ipynb", "01_bad.failed.ipynb", "02_after.ipynb"]
     assert "boom" in (out / "01_bad.failed.ipynb").read_text()
+    printed = capfd.readouterr()
+    assert "[2/3] 01_bad.ipynb ..." in printed.out and "FAIL  01_bad.ipynb" in printed.out
+    assert "without encryption" not in printed.err and "KeyboardInterrupt" not in printed.err, printed.err
 
 
 def non_smoke_parameters(corpus: Path, tmp: Path) -> dict:

@@ -75,10 +75,25 @@ def test_missing_video(tmp_path):
         read_frames(tmp_path / "nope.mp4")
 
 
-def test_corrupt_video(tmp_path):
+def test_corrupt_video(tmp_path, capfd):
     path = corrupt_file(tmp_path / "bad.mp4")
     with pytest.raises(DataError, match=r"bad\.mp4: corrupt or truncated video"):
         read_frames(path)
+    # decord's own "[hh:mm:ss] .../video_reader.cc:NN: ERROR opening: ..." line is not printed (issue 13)
+    assert "ERROR opening" not in capfd.readouterr().err
+
+
+def test_stderr_during_decord_open_is_kept_except_decords_open_error(capfd):
+    import os
+
+    from glscl_lite.data.video import _decord_open_errors_dropped
+
+    with _decord_open_errors_dropped():
+        with _decord_open_errors_dropped():  # nested (thread pool of data check): restored once, at the end
+            os.write(2, b"before\n[09:00:01] /src/video/video_reader.cc:83: ERROR opening: x.mp4, Invalid data\n")
+        os.write(2, b"after\n")
+    os.write(2, b"outside\n")
+    assert capfd.readouterr().err == "before\nafter\noutside\n"
 
 
 @pytest.mark.parametrize("faststart", [False, True])
