@@ -81,6 +81,14 @@ def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeyp
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "marker").write_text("")
     monkeypatch.chdir(tmp_path)
+    import jupyter_client.manager
+
+    interrupts = []  # jupyter_client's own kernel manager interrupts every kernel it shuts down
+
+    async def record_interrupt(self):
+        interrupts.append(self)
+
+    monkeypatch.setattr(jupyter_client.manager.AsyncKernelManager, "_async_interrupt_kernel", record_interrupt)
     failures = run_notebooks(Path("out"), parameters={"data_dir": "data"}, directory=src, timeout=60)
     assert failures == ["01_bad.ipynb"]
     out = tmp_path / "out"
@@ -89,6 +97,7 @@ def test_run_notebooks_resolves_paths_and_keeps_failures_apart(tmp_path, monkeyp
     printed = capfd.readouterr()
     assert "[2/3] 01_bad.ipynb ..." in printed.out and "FAIL  01_bad.ipynb" in printed.out
     assert "without encryption" not in printed.err and "KeyboardInterrupt" not in printed.err, printed.err
+    assert interrupts == []  # no SIGINT on the way out, also after a failed cell
 
 
 def non_smoke_parameters(corpus: Path, tmp: Path) -> dict:
