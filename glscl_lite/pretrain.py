@@ -48,7 +48,7 @@ class PretrainSettings:
 
     model: str = "glscl-synthetic"
     """open_clip config name (``glscl_lite/model/configs/*.json``)."""
-    steps: int = 2400
+    steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.1
