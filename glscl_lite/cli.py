@@ -193,7 +193,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- notebooks
 def cmd_notebooks(args: argparse.Namespace) -> int:
-    from glscl_lite.notebooks import run_notebooks
+    from glscl_lite.papermill_runner import run_notebooks
 
     failures = run_notebooks(args.out, smoke=args.smoke, only=args.only, timeout=args.timeout,
                              parameters=dict(p.split("=", 1) for p in args.param))

@@ -17,28 +17,24 @@ from torch.utils.data import DataLoader
 from glscl_lite.config import Config
 from glscl_lite.data.splits import EvalSet
 from glscl_lite.metrics import evaluate_retrieval
-from glscl_lite.model.glscl import GLSCL, Side, cat_sides
-from glscl_lite.utils import PathLike, write_json_atomic
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from glscl_lite.model.glscl import RetrievalModel, Side, cat_sides
+from glscl_lite.utils import PathLike, autocast, use_bf16, write_json_atomic
+from glscl_lite.utils import sync as _sync
 
 
 @torch.no_grad()
-def encode_texts(model: GLSCL, captions, cfg: Config, device: torch.device, features=None) -> Side:
+def encode_texts(model: RetrievalModel, captions, cfg: Config, device: torch.device, features=None) -> Side:
     """Text side for a list of :class:`Caption` (from raw ids, or from a feature cache)."""
     from glscl_lite.data.text import tokenize
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=_bf16(cfg, device))
+    bf16 = autocast(cfg, device)
     sides = []
     if features is not None:
         rows = features.caption_rows(captions)
     else:
         ids, mask = tokenize([c.caption for c in captions], cfg.max_words)
     for s in range(0, len(captions), cfg.batch_size_val):
-        with autocast:
+        with bf16:
             if features is not None:
                 t = features.texts(rows[s:s + cfg.batch_size_val])
                 side = model.encode_text_features(t["sentence"].to(device), t["words"].to(device),
@@ -51,18 +47,18 @@ def encode_texts(model: GLSCL, captions, cfg: Config, device: torch.device, feat
 
 
 @torch.no_grad()
-def encode_videos(model: GLSCL, video_ids: list[str], cfg: Config, device: torch.device,
+def encode_videos(model: RetrievalModel, video_ids: list[str], cfg: Config, device: torch.device,
                   source=None, features=None) -> Side:
     """Video side for ``video_ids`` (decoded / frame cache via ``source``, or a feature cache)."""
     from glscl_lite.data.dataset import VideoDataset
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=_bf16(cfg, device))
+    bf16 = autocast(cfg, device)
     sides = []
     if features is not None:
         rows = features.video_rows(video_ids)
         for s in range(0, len(video_ids), cfg.batch_size_val):
             v = features.videos(rows[s:s + cfg.batch_size_val])
-            with autocast:
+            with bf16:
                 patches = v["patch_feats"].to(device) if model.head.uses_patches \
                     and "patch_feats" in v else None  # EERCF scores patch tokens
                 side = model.encode_video_features(v["frame_feats"].to(device), v["video_mask"].to(device),
@@ -76,7 +72,7 @@ def encode_videos(model: GLSCL, video_ids: list[str], cfg: Config, device: torch
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=cfg.workers,
                         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
     for b in loader:
-        with autocast:
+        with bf16:
             side = model.encode_video(b["video"].to(device, non_blocking=True),
                                       b["video_mask"].to(device, non_blocking=True))
         sides.append({k: x.float() if x.is_floating_point() else x for k, x in side.items()})
@@ -97,12 +93,11 @@ class _CachedVideoBatches(torch.utils.data.Dataset):
         return {"video": torch.from_numpy(frames), "video_mask": torch.from_numpy(masks)}
 
 
-def _bf16(cfg: Config, device: torch.device) -> bool:
-    return device.type == "cuda" and cfg.precision in ("auto", "bf16")
+_bf16 = use_bf16  # the one bf16 decision is glscl_lite.utils.use_bf16
 
 
 @torch.no_grad()
-def evaluate_model(model: GLSCL, evalset: EvalSet, cfg: Config, device: torch.device,
+def evaluate_model(model: RetrievalModel, evalset: EvalSet, cfg: Config, device: torch.device,
                    source=None, features=None, dsl: bool = False,
                    return_similarity: bool = False, ties: str = "official") -> dict[str, Any]:
     """Metrics both ways on ``evalset`` plus timings (``feat`` = encoding, ``match`` = scoring);
@@ -136,7 +131,7 @@ def load_run_model(run_dir: PathLike, checkpoint: str = "best", device: Optional
     from glscl_lite.utils import resolve_device
 
     dev = resolve_device(device or cfg.device)
-    model = GLSCL(cfg.replace(pretrained=None)).to(dev)
+    model = RetrievalModel(cfg.replace(pretrained=None)).to(dev)
     load_checkpoint_into(model, run_dir, checkpoint)
     return model.eval(), cfg, dev
 
@@ -146,17 +141,15 @@ def evaluate_run(run_dir: PathLike, split: str = "test", dsl: bool = False, chec
                  ties: str = "official", probes: bool = False) -> dict[str, Any]:
     """``glscl-lite eval``: metrics of a trained run on the test (or val) split; ``probes`` adds
     ``"probes"`` and ``"oracle"`` of a synthetic corpus (:mod:`glscl_lite.probes_eval`)."""
-    from glscl_lite.data.splits import build_splits, video_source
+    from glscl_lite.data.splits import build_splits, video_inputs
     from glscl_lite.errors import DataError
-    from glscl_lite.features import FeatureCache
 
     model, cfg, dev = load_run_model(run_dir, checkpoint, device)
     splits = build_splits(cfg)
     evalset = splits.test if split == "test" else splits.val
     if evalset is None:
         raise DataError(f"{cfg.resolve(cfg.test_csv)}: no test split in {cfg.anno_path}")
-    features = FeatureCache(cfg.feature_cache) if cfg.feature_cache else None
-    source = None if features else video_source(cfg, model.backbone.image_size)
+    source, features = video_inputs(cfg, model.backbone.image_size)
     result = evaluate_model(model, evalset, cfg, dev, source=source, features=features, dsl=dsl or cfg.dsl,
                             ties=ties)
     result.update(checkpoint=checkpoint, ties=ties)

@@ -203,14 +203,14 @@ def _load_average() -> Optional[list[float]]:
 def _profile(backbone: str, frames: int, words: int, device: str, cfg: Optional[Config], heads: Sequence[str],
              gallery_sizes: Sequence[int], latency: bool, repeats: int, seed: int,
              progress: Optional[Callable[[str], None]]) -> dict[str, Any]:
-    from glscl_lite.model import GLSCL, build_head
+    from glscl_lite.model import RetrievalModel, build_head
 
     say = progress or (lambda msg: None)
     dev = torch.device(device)
     pcfg = profile_config(backbone, frames, words, cfg)
     torch.manual_seed(seed)
     say(f"building {backbone} (random weights)")
-    model = GLSCL(pcfg).to(dev)
+    model = RetrievalModel(pcfg).to(dev)
     bb, head = model.backbone, model.head
     dim = bb.embed_dim
     grid = bb.clip.visual.grid_size

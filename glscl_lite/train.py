@@ -27,15 +27,15 @@ from torch.utils.data import DataLoader, Dataset
 from glscl_lite import distributed as dist
 from glscl_lite import runs
 from glscl_lite.config import Config, check_runnable, resolve_config
-from glscl_lite.data.splits import build_splits, ensure_frame_cache, video_source
+from glscl_lite.data.splits import build_splits, ensure_frame_cache, video_inputs
 from glscl_lite.errors import UserError
 from glscl_lite.evaluate import evaluate_model
-from glscl_lite.model.glscl import GLSCL
+from glscl_lite.model.glscl import RetrievalModel
 from glscl_lite.optim import build_optimizer
 # the run folder lives in glscl_lite.runs; these names stay importable from here (tests, notebooks)
 from glscl_lite.runs import MetricsLog, load_checkpoint_into, read_metrics, run_config  # noqa: F401
 from glscl_lite.storage import disk_full_error, is_disk_full
-from glscl_lite.utils import PathLike, ensure_writable_dir, resolve_device, seed_everything
+from glscl_lite.utils import PathLike, autocast, ensure_writable_dir, resolve_device, seed_everything
 
 class TrainingError(UserError, RuntimeError):
     """Training cannot continue (non-finite loss, out of memory, ...)."""
@@ -182,24 +182,23 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        self.model = GLSCL(cfg).to(self.device)
+        self.model = RetrievalModel(cfg).to(self.device)
         self.features = None
-        if cfg.feature_cache:
-            from glscl_lite.features import CachedPairs, FeatureCache
+        if cfg.feature_cache and not cfg.freeze_backbone:
+            raise UserError("feature_cache training needs freeze_backbone=True (cached CLIP outputs "
+                            "cannot be fine-tuned)")
+        if not cfg.feature_cache:
+            self._ensure_frame_cache()
+        self.source, self.features = video_inputs(cfg, self.model.backbone.image_size)
+        if self.features is not None:
+            from glscl_lite.features import CachedPairs
 
-            if not cfg.freeze_backbone:
-                raise UserError("feature_cache training needs freeze_backbone=True (cached CLIP outputs "
-                                "cannot be fine-tuned)")
-            self.features = FeatureCache(cfg.feature_cache)
             self.features.check_matches(cfg, self.model.backbone)
             self.train_data = CachedPairs(self.features, self.splits.train)
-            self.source = None
         else:
             from glscl_lite.data.dataset import PairDataset
             from glscl_lite.data.video import VideoRandAugment
 
-            self._ensure_frame_cache()
-            self.source = video_source(cfg, self.model.backbone.image_size)
             augment = VideoRandAugment() if cfg.augment else None
             self.train_data = PairDataset(self.splits.train, self.source, cfg.max_words, augment=augment)
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg, self.t_total)
@@ -277,9 +276,8 @@ class Trainer:
         reading them forces a GPU sync, so the loop only does it every ``log_every`` steps)."""
         cfg = self.cfg
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-        use_bf16 = self.device.type == "cuda" and cfg.precision in ("auto", "bf16")
         try:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            with autocast(cfg, self.device):
                 out = self.net(batch)
             out["loss"].backward()
         except torch.cuda.OutOfMemoryError:

@@ -1,4 +1,5 @@
-"""The whole model: CLIP backbone -> temporal transformer -> a similarity head (GLSCL by default).
+"""The whole model (:class:`RetrievalModel`, alias ``GLSCL``): CLIP backbone -> temporal transformer -> a
+similarity head (GLSCL's by default) -- and the GLSCL head itself (:class:`GLSCLHead`).
 
 Data flow (spec/glscl.md 5.1)::
 
@@ -102,11 +103,12 @@ class GLSCLHead(Head):
 
 
 # ----------------------------------------------------------------------------------- the model
-class GLSCL(nn.Module):
-    """CLIP + temporal transformer + similarity head, built from a :class:`Config`.
+class RetrievalModel(nn.Module):
+    """The trunk (CLIP + temporal transformer) plus any similarity head, built from a :class:`Config`.
 
-    ``cfg.head`` picks the head (``glscl`` by default; ``meanp`` is the CLIP4Clip baseline).
-    ``backbone`` may be passed in to share one CLIP between several models.
+    ``cfg.head`` picks the head from :mod:`glscl_lite.model.registry` (``glscl`` by default, which
+    makes this GLSCL; ``meanp`` makes it CLIP4Clip).  ``backbone`` may be passed in to share one CLIP
+    between several models.  ``GLSCL`` is the same class under its historical name.
     """
 
     def __init__(self, cfg: Optional[Config] = None, backbone: Optional[CLIPBackbone] = None, **overrides: Any):
@@ -264,3 +266,7 @@ class GLSCL(nn.Module):
         out = self.head.losses(text, video, self.logit_scale.exp())
         out["logit_scale"] = self.logit_scale.detach().exp()
         return out
+
+
+GLSCL = RetrievalModel
+"""Historical name of :class:`RetrievalModel` (with the default ``head="glscl"`` it is GLSCL)."""
