@@ -247,8 +247,12 @@ def run_label(run_dir: PathLike) -> str:
     """Figure-title label of a finished run: ``trained run NAME (S steps, test t2v R@1 X % vs chance
     Y %)``, prefixed ``CHANCE-LEVEL`` when R@1 is below twice chance -- figures of an untrained or
     barely trained model must say so (a random-weight model: write "random weights" instead)."""
+    from glscl_lite import runs
+
     run_dir = Path(run_dir)
-    res = json.loads((run_dir / "results.json").read_text())
+    res = runs.read_results(run_dir)
+    if res is None:
+        raise FileNotFoundError(f"{runs.results_path(run_dir)}: the run has not finished")
     test = res.get("test", {})
     r1, n = test.get("t2v", {}).get("R1"), test.get("n_videos")
     if r1 is None or not n:
