@@ -109,6 +109,9 @@ class Config:
     """Stop after this many optimiser steps (smoke runs)."""
     eval_every: int = 150
     """Validation every N steps (official: 3*n_display = 150) and at each epoch end; 0 = epochs only."""
+    patience: int = 0
+    """Stop after this many validations in a row without a better validation score (early stopping;
+    the best checkpoint is then the one evaluated); 0 = train the whole schedule (official)."""
     log_every: int = 10
     seed: int = 42
     freeze_backbone: bool = False
@@ -251,7 +254,7 @@ _RANGES: dict[str, tuple[float, bool]] = {
     "loss2_weight": (0, True), "alpha": (0, True), "beta": (0, True), "lr": (0, False), "coef_lr": (0, True),
     "weight_decay": (0, True), "warmup_proportion": (0, True), "max_grad_norm": (0, False), "epochs": (1, True),
     "schedule_epochs": (1, True), "batch_size": (2, True), "batch_size_val": (1, True), "max_steps": (1, True),
-    "eval_every": (0, True), "log_every": (1, True), "eval_chunk": (1, True), "checkpoint_every": (0, True),
+    "eval_every": (0, True), "patience": (0, True), "log_every": (1, True), "eval_chunk": (1, True), "checkpoint_every": (0, True),
     "glccl_temp": (0, False), "glccl_csc_weight": (0, True), "eercf_topk": (1, True),
 }
 _BELOW_ONE = ("lim_dropout", "warmup_proportion")

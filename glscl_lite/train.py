@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from glscl_lite import distributed as dist
 from glscl_lite import runs
 from glscl_lite.config import Config, check_runnable, resolve_config
-from glscl_lite.data.splits import build_splits, ensure_frame_cache, video_inputs
+from glscl_lite.data.splits import build_splits, ensure_frame_cache
 from glscl_lite.errors import UserError
 from glscl_lite.evaluate import evaluate_model
 from glscl_lite.model.glscl import RetrievalModel
@@ -189,6 +189,8 @@ class Trainer:
                             "cannot be fine-tuned)")
         if not cfg.feature_cache:
             self._ensure_frame_cache()
+        from glscl_lite.features import video_inputs
+
         self.source, self.features = video_inputs(cfg, self.model.backbone.image_size)
         if self.features is not None:
             from glscl_lite.features import CachedPairs
@@ -209,6 +211,7 @@ class Trainer:
         if cfg.compile:
             self.net = torch.compile(self.net)
         self.step, self.best = 0, None
+        self.stale = 0  # validations in a row without improvement (cfg.patience stops the run)
 
     def _ensure_frame_cache(self) -> None:
         if self.main:
@@ -225,6 +228,7 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best = state["step"], state["best"]
+        self.stale = int(state.get("stale", 0))
         _set_rng_state(state["rng"][dist.rank()] if isinstance(state["rng"], list) else state["rng"])
         self.log.truncate_after(self.step)
         if self.main:
@@ -239,7 +243,8 @@ class Trainer:
             return
         runs.save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                               "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                              "step": self.step, "best": self.best, "rng": rngs, "config": self.cfg.to_dict()},
+                              "step": self.step, "best": self.best, "stale": self.stale, "rng": rngs,
+                              "config": self.cfg.to_dict()},
                              runs.checkpoint_path(self.out, "last"))
 
     # -- evaluation --------------------------------------------------------------------------------
@@ -255,6 +260,7 @@ class Trainer:
             res = self._evaluate("val")
             score = (res["t2v"]["R1"], res["t2v"]["R5"], res["t2v"]["R10"])
             improved = self.best is None or score > tuple(self.best["score"])
+            self.stale = 0 if improved else self.stale + 1
             if improved:
                 self.best = {"step": self.step, "score": list(score)}
                 runs.save_checkpoint({"model": self.model.state_dict(), "step": self.step,
@@ -266,9 +272,9 @@ class Trainer:
                 print(f"step {self.step}: val t2v R@1 {res['t2v']['R1']:.1f}  v2t R@1 {res['v2t']['R1']:.1f}"
                       + ("  (best)" if improved else ""))
         if dist.is_distributed():
-            obj = [self.best]
+            obj = [self.best, self.stale]
             torch.distributed.broadcast_object_list(obj, src=0)
-            self.best = obj[0]
+            self.best, self.stale = obj
 
     # -- the loop ------------------------------------------------------------------------------------
     def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -327,7 +333,7 @@ class Trainer:
                    desc="train", dynamic_ncols=True)
         t_last, step_last = time.time(), self.step
         pending: list[tuple[int, int, dict]] = []
-        while self.step < self.total_steps:
+        while self.step < self.total_steps and not self._patience_spent():
             epoch, start = divmod(self.step, self.steps_per_epoch)
             batches = epoch_batches(len(self.train_data), cfg.batch_size, cfg.seed, epoch)
             batches = batches[start:, rank * per_rank:(rank + 1) * per_rank]
@@ -361,12 +367,18 @@ class Trainer:
                     pending.clear()
                     self._validate(epoch)
                     self._checkpoint()
+                    if self._patience_spent():
+                        break
                 elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self._check_finite(pending)
                     pending.clear()
                     self._checkpoint()
         bar.close()
         return self._finish()
+
+    def _patience_spent(self) -> bool:
+        """Early stopping: ``patience`` validations in a row without improvement."""
+        return bool(self.cfg.patience) and self.stale >= self.cfg.patience
 
     def _finish(self) -> dict[str, Any]:
         results: dict[str, Any] = {}
@@ -376,6 +388,7 @@ class Trainer:
             val = self._evaluate("val")
             test = self._evaluate("test")
             results = {"steps": self.step, "best_step": self.best["step"] if self.best else None,
+                       "stopped_early": self._patience_spent(),
                        "val": {k: val[k] for k in ("t2v", "v2t") if k in val},
                        "test": ({k: test[k] for k in test if k in ("t2v", "v2t", "t2v_dsl", "v2t_dsl",
                                                                    "n_texts", "n_videos")} if test else None),
