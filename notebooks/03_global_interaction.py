@@ -244,6 +244,7 @@ axes[0].semilogx(taus, entropy, "o-", ms=3)
 axes[0].axvline(temperature, color="crimson", ls="--", label=f"tau = {temperature}")
 axes[0].set_xlabel("temperature tau"); axes[0].set_ylabel("entropy / log(#frames)")
 axes[0].set_title("0 = one frame, 1 = uniform over the real frames"); axes[0].legend()
+fig.suptitle(f"GIM weights against tau ({origin})", fontsize=9)
 for t, c in [(0.3, "tab:blue"), (temperature, "crimson"), (30.0, "tab:green")]:
     wt = GlobalInteraction(t).attention(s_feat[:1], f_feat, f_mask)[0, 0, :n_valid]
     axes[1].plot(range(n_valid), wt.numpy(), "o-", color=c, label=f"tau = {t}")

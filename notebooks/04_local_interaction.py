@@ -119,7 +119,8 @@ im = ax.imshow(pair, cmap="coolwarm", vmin=-1, vmax=1)
 for k in range(num_queries):
     ax.add_patch(plt.Rectangle((k - 0.5, k - 0.5), 1, 1, fill=False, ec="black", lw=1.5))
 ax.set_xlabel("video concept k'"); ax.set_ylabel("text concept k")
-ax.set_title(f"Sim2 = mean of the boxed diagonal = {pair.diagonal().mean():.3f}", fontsize=10)
+ax.set_title(f"Sim2 = mean of the boxed diagonal = {pair.diagonal().mean():.3f}\n(random features, untrained LIM)",
+             fontsize=10)
 fig.colorbar(im, ax=ax, shrink=0.8); plt.show()
 
 # %% [markdown]

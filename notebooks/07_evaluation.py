@@ -215,7 +215,7 @@ for ax, vid, label in [(axes[0], worst_caption["right video"], "right video"),
                        (axes[1], worst_caption["ranked first"], "ranked first")]:
     ax.imshow(thumbs(vid, n=6)); ax.set_xticks([]); ax.set_yticks([])
     ax.set_ylabel(f"{label}\n{vid}", rotation=0, ha="right", va="center", fontsize=9)
-fig.suptitle(textwrap.fill(f"'{worst_caption['caption']}'", 100), fontsize=10)
+fig.suptitle(textwrap.fill(f"'{worst_caption['caption']}' -- {nb.run_label(run_dir)}", 100), fontsize=10)
 plt.show()
 
 
