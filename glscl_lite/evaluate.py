@@ -141,8 +141,9 @@ def evaluate_run(run_dir: PathLike, split: str = "test", dsl: bool = False, chec
                  ties: str = "official", probes: bool = False) -> dict[str, Any]:
     """``glscl-lite eval``: metrics of a trained run on the test (or val) split; ``probes`` adds
     ``"probes"`` and ``"oracle"`` of a synthetic corpus (:mod:`glscl_lite.probes_eval`)."""
-    from glscl_lite.data.splits import build_splits, video_inputs
+    from glscl_lite.data.splits import build_splits
     from glscl_lite.errors import DataError
+    from glscl_lite.features import video_inputs
 
     model, cfg, dev = load_run_model(run_dir, checkpoint, device)
     splits = build_splits(cfg)

@@ -157,6 +157,19 @@ def feature_fingerprint(cfg: Config, video_ids: list[str]) -> dict:
                                             **{k: getattr(cfg, k) for k in MATCH_KEYS}})
 
 
+def video_inputs(cfg: Config, image_size: int):
+    """Where a run's videos come from, decided once: ``(None, FeatureCache)`` with ``cfg.feature_cache``
+    (cached CLIP outputs), else ``(source, None)`` with the frame cache or on-the-fly decoding
+    (:func:`glscl_lite.data.splits.video_source`).  Training and ``glscl-lite eval`` read videos
+    through this; the search index (galleries outside a run's caches) and the feature-cache builder
+    fall back per video."""
+    from glscl_lite.data.splits import video_source
+
+    if cfg.feature_cache:
+        return None, FeatureCache(cfg.feature_cache)
+    return video_source(cfg, image_size), None
+
+
 @torch.no_grad()
 def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
                         device: Optional[str] = None, patches: Optional[bool] = None) -> dict:

@@ -2,7 +2,7 @@
 
 How counts are made (units, fvcore's traps and the cross-check) is :mod:`glscl_lite.counting`;
 figures of the reports are in :mod:`glscl_lite.plots` (``plot_gallery_costs``, ``plot_latency``,
-``plot_figure1``; still importable from here).
+``plot_figure1``).
 
 What is counted (``profile``): per-item components (image tower per frame, text tower per
 caption, temporal transformer per video, LIM per video / per text) and per-pair costs.  A pair
@@ -462,15 +462,3 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
     from glscl_lite.utils import write_json_atomic
 
     return write_json_atomic(path, report)
-
-
-_PLOTS = ("plot_gallery_costs", "plot_latency", "plot_figure1")
-
-
-def __getattr__(name: str) -> Any:
-    """The report figures moved to :mod:`glscl_lite.plots` (imported on use: matplotlib stays unloaded)."""
-    if name in _PLOTS:
-        from glscl_lite import plots
-
-        return getattr(plots, name)
-    raise AttributeError(f"module 'glscl_lite.flops' has no attribute {name!r}")

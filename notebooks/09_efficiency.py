@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from glscl_lite import flops, nb
+from glscl_lite import flops, nb, plots
 from glscl_lite.model import CLIPBackbone
 
 logging.getLogger().setLevel(logging.ERROR)   # open_clip warns about random weights
@@ -193,7 +193,7 @@ gallery["offline GFLOPs"] = 2 * gallery["offline_macs"] / 1e9
 gallery.pivot(index="gallery", columns="head", values="query GFLOPs")
 
 # %%
-flops.plot_gallery_costs(report)
+plots.plot_gallery_costs(report)
 plt.show()
 
 # %% [markdown]
@@ -221,7 +221,7 @@ lat = flops.head_latency(cfg, report["dims"]["embed_dim"], sizes=sizes, repeats=
 pd.DataFrame({h: {r["gallery"]: r["seconds"] for r in rows} for h, rows in lat.items()}).rename_axis("gallery")
 
 # %%
-flops.plot_latency(lat, title=f"{backbone} head sizes, {torch.get_num_threads()} thread(s)")
+plots.plot_latency(lat, title=f"{backbone} head sizes, {torch.get_num_threads()} thread(s)")
 plt.show()
 bench = sorted(Path("../benchmarks/results").glob("latency_*.json"))
 for path in bench:
@@ -247,7 +247,7 @@ else:   # smoke: the committed ViT-B/32 profile, never the tiny model, beside th
     b32 = json.loads(Path("../docs/results/profile_vit_b32.json").read_text())
     assert b32["backbone"] == "ViT-B-32-quickgelu" and b32["dims"]["embed_dim"] == 512
 print("Fig. 1 and ratios from the profile of", b32["backbone"], "(committed)" if b32 is not report else "(made above)")
-flops.plot_figure1(b32)
+plots.plot_figure1(b32)
 plt.show()
 
 # %%

@@ -87,18 +87,6 @@ def video_source(cfg: Config, image_size: int):
     return DecodedVideos(cfg.video_path, cfg.max_frames, image_size, cfg.video_framerate)
 
 
-def video_inputs(cfg: Config, image_size: int):
-    """Where a run's videos come from, decided once: ``(None, FeatureCache)`` with ``cfg.feature_cache``
-    (cached CLIP outputs), else ``(source, None)`` with the frame cache or on-the-fly decoding
-    (:func:`video_source`).  Training and ``glscl-lite eval`` read videos through this; the search
-    index (galleries outside a run's caches) and the feature-cache builder fall back per video."""
-    if cfg.feature_cache:
-        from glscl_lite.features import FeatureCache
-
-        return None, FeatureCache(cfg.feature_cache)
-    return video_source(cfg, image_size), None
-
-
 def ensure_frame_cache(cfg: Config, image_size: int, progress: bool = True) -> None:
     """Build ``cfg.frame_cache`` (every video of the annotation folder decoded once) if it is set
     and does not exist yet; the ``smoke`` preset relies on this on its first run."""
