@@ -125,6 +125,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gallery(args: argparse.Namespace) -> int:
+    from glscl_lite.gallery import format_table, run_gallery
+
+    summary = run_gallery(args.config, args.set, args.out, seeds=args.seeds, settings=args.settings,
+                          export=args.export, n_boot=args.n_boot, progress=not args.quiet)
+    print(format_table(summary, "t2v_R1"))
+    return 0
+
+
 # ---------------------------------------------------------------------------------- index / search
 def cmd_index_build(args: argparse.Namespace) -> int:
     from glscl_lite.search import IndexParams, build_index
@@ -305,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write ablation_*.csv and figures (PNG) to this folder")
     ab.add_argument("--quiet", action="store_true")
     ab.set_defaults(func=cmd_ablate)
+
+    ga = sub.add_parser("gallery", help="the ablation gallery: settings x seeds, per-item outcomes, paired-bootstrap CIs")
+    ga.add_argument("--config", required=True, help="base config: preset name or JSON file")
+    ga.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ga.add_argument("--out", required=True, type=Path)
+    ga.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ga.add_argument("--settings", nargs="*", default=None, help="subset of the gallery's settings (default: all)")
+    ga.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    ga.add_argument("--export", type=Path, default=None, help="write summary.csv, figures and config here")
+    ga.add_argument("--quiet", action="store_true")
+    ga.set_defaults(func=cmd_gallery)
 
     ix = sub.add_parser("index", help="large-gallery search index (faiss coarse stage + rerank features)")
     ixsub = ix.add_subparsers(dest="index_command", required=True)

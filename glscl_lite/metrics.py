@@ -102,6 +102,16 @@ def evaluate_retrieval(sim, text_video: Sequence[int], ties: str = "official",
     return out
 
 
+def query_ranks(sim, text_video: Sequence[int], ties: str = "optimistic") -> tuple[np.ndarray, np.ndarray]:
+    """0-based rank of every query both ways: ``(t2v [Nt], v2t [Nv'])`` (``ties`` optimistic or
+    pessimistic: one rank per query, for per-query statistics such as a bootstrap)."""
+    if ties not in ("optimistic", "pessimistic"):
+        raise ValueError(f"query_ranks gives one rank per query: ties must be optimistic or pessimistic, got {ties!r}")
+    x = _as_float32(sim)
+    tv = np.asarray(text_video, dtype=np.int64)
+    return ranks_from_scores(x, tv, ties), _v2t_ranks(x, tv, ties)
+
+
 def _v2t_ranks(x: torch.Tensor, tv: np.ndarray, ties: str) -> np.ndarray:
     nt, nv = x.shape
     videos = np.unique(tv)

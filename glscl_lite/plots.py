@@ -212,3 +212,58 @@ def plot_figure1(report: dict[str, Any], ax: Any = None):
     ax.set(xscale="log", xlabel="head GFLOPs (log)", ylabel="MSR-VTT t2v R@1 (paper)",
            title=f"Fig. 1 re-drawn: paper (filled) vs our count after CLIP, one pair ({report['backbone']})")
     return ax
+
+
+def plot_gallery(summary: pd.DataFrame, dest: Any, metrics: Sequence[str] = ("t2v_R1", "moment_R1", "order_acc",
+                                                                         "binding_acc")) -> list:
+    """Forest plots of the gallery (:func:`glscl_lite.gallery.summarize_gallery`): each setting's
+    difference to the default with its 95 % paired-bootstrap CI, one panel per metric
+    (``gallery_diffs.png``), and t2v R@1 against the number of queries K (``gallery_k.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    dest = Path(dest)
+    metrics = [m for m in metrics if m in set(summary.metric)]
+    written = []
+    if metrics:
+        settings = [s for s in dict.fromkeys(summary.setting) if s != "default"]
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.32 * len(settings) + 1.6),
+                                 sharey=True, squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            sub = summary[(summary.metric == metric)].set_index("setting")
+            y = np.arange(len(settings))[::-1]
+            d = sub.loc[settings]
+            colours = ["tab:red" if sep and diff < 0 else "tab:green" if sep else "tab:gray"
+                       for sep, diff in zip(d.separable, d["diff"])]
+            ax.errorbar(d["diff"], y, xerr=[d["diff"] - d.ci_low, d.ci_high - d["diff"]], fmt="none",
+                        ecolor=colours, elinewidth=2)
+            ax.scatter(d["diff"], y, c=colours, zorder=3, s=18)
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_title(f"{metric}\n(default {sub.loc['default', 'mean']:.1f})", fontsize=9)
+            ax.set_xlabel("difference to default (points)")
+            ax.set_yticks(y, settings)
+        fig.suptitle("gallery: difference to default GLSCL, 95 % paired bootstrap CI (grey: not separable)",
+                     fontsize=10)
+        fig.tight_layout()
+        written.append(dest / "gallery_diffs.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    ks = {"K1": 1, "K2": 2, "K4": 4, "default": 8, "K16": 16}
+    sub = summary[(summary.metric == "t2v_R1") & summary.setting.isin(list(ks))]
+    if len(sub) > 1:
+        fig, ax = plt.subplots(figsize=(4.2, 3.2))
+        sub = sub.assign(K=sub.setting.map(ks)).sort_values("K")
+        ax.errorbar(sub.K, sub["mean"], yerr=[sub["mean"] - sub.own_ci_low, sub.own_ci_high - sub["mean"]],
+                    marker="o", capsize=3)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("number of queries K")
+        ax.set_ylabel("test t2v R@1 (%)")
+        ax.set_title("t2v R@1 vs K (mean over seeds, 95 % CI)", fontsize=9)
+        fig.tight_layout()
+        written.append(dest / "gallery_k.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written

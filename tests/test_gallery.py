@@ -1,0 +1,68 @@
+"""The gallery's statistics (paired bootstrap against the default) and one small end-to-end run."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glscl_lite.gallery import summarize_gallery
+
+
+def _cells(ranks_by_seed):
+    return {seed: {"t2v_rank": r, "v2t_rank": r} for seed, r in enumerate(ranks_by_seed)}
+
+
+def test_identical_settings_differ_by_exactly_zero():
+    rng = np.random.default_rng(0)
+    ranks = [rng.integers(0, 20, 200).tolist() for _ in range(3)]
+    s = summarize_gallery({"default": _cells(ranks), "copy": _cells(ranks)}, n_boot=200)
+    row = s[(s.setting == "copy") & (s.metric == "t2v_R1")].iloc[0]
+    assert row["diff"] == 0 and row.ci_low == 0 and row.ci_high == 0 and not row.separable
+
+
+def test_a_clearly_better_setting_is_separable_and_a_tiny_one_is_not():
+    rng = np.random.default_rng(1)
+    base = [rng.integers(0, 10, 500) for _ in range(3)]            # R@1 about 10 %
+    better = [np.where(rng.random(500) < 0.3, 0, r) for r in base]  # about 37 %
+    tiny = [r.copy() for r in base]
+    tiny[0][np.flatnonzero(base[0] > 0)[:2]] = 0                    # two more hits in one seed
+    s = summarize_gallery({"default": _cells([r.tolist() for r in base]),
+                           "better": _cells([r.tolist() for r in better]),
+                           "tiny": _cells([r.tolist() for r in tiny])}, n_boot=500)
+    r1 = s[s.metric == "t2v_R1"].set_index("setting")
+    assert r1.loc["better", "separable"] and r1.loc["better", "ci_low"] > 15
+    assert not r1.loc["tiny", "separable"] and r1.loc["tiny", "ci_low"] >= 0
+    assert r1.loc["default", "own_ci_low"] < r1.loc["default", "mean"] < r1.loc["default", "own_ci_high"]
+    expected = np.mean([np.mean(np.asarray(r) < 1) * 100 for r in base])
+    assert r1.loc["default", "mean"] == pytest.approx(expected, abs=1e-3)
+    # pair metrics: outcomes 1 / 0.5 / 0 per pair and direction
+    pairs = {"default": {0: {"t2v_rank": [0], "v2t_rank": [0], "order_t2v": [1, 0, 0.5, 1],
+                             "order_v2t": [1, 1, 0.5, 0]}}}
+    order = summarize_gallery(pairs, n_boot=50).set_index("metric").loc["order_acc"]
+    assert order["mean"] == pytest.approx(100 * (1 + 0.5 + 0.5 + 0.5) / 4)
+
+
+def test_the_default_must_be_there():
+    with pytest.raises(ValueError, match="default"):
+        summarize_gallery({"K1": _cells([[0, 1]])})
+
+
+@pytest.mark.slow
+def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
+    """Two settings x two seeds on the session corpus (random tiny CLIP, feature caches): the
+    summary has every metric, the probes included, and the exported report its files."""
+    from glscl_lite.gallery import run_gallery
+
+    out, export = tmp_path / "gallery", tmp_path / "export"
+    summary = run_gallery("smoke", [*smoke_overrides, "max_steps=4", "eval_every=2",
+                                    f"feature_cache={tmp_path / 'features'}"],
+                          out, seeds=[0, 1], settings=["default", "K1"], export=export, n_boot=100, progress=False)
+    assert set(summary.setting) == {"default", "K1"}
+    assert {"t2v_R1", "v2t_R1", "moment_R1", "order_acc", "binding_acc"} <= set(summary.metric)
+    assert (summary[summary.setting == "default"]["diff"] == 0).all()
+    assert (export / "summary.csv").is_file() and (export / "gallery_diffs.png").is_file()
+    assert {"setting", "metric", "mean", "std", "diff", "ci_low", "ci_high"} <= set(pd.read_csv(export / "summary.csv"))
+    again = run_gallery("smoke", [*smoke_overrides, "max_steps=4", "eval_every=2",
+                                  f"feature_cache={tmp_path / 'features'}"],
+                        out, seeds=[0, 1], settings=["default", "K1"], n_boot=100, progress=False)
+    pd.testing.assert_frame_equal(summary, again)  # cached outcomes, same resamples
