@@ -10,11 +10,10 @@ The order is the order of tables and figures.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Union
+from typing import Any, Union
 
-if TYPE_CHECKING:
-    from glscl_lite.config import Config
-    from glscl_lite.model.head import Head
+# This module imports nothing of the package at load time: glscl_lite.config reads the head names
+# from it while validating, and the head classes (which import the config) load on first use.
 
 HEADS: dict[str, Union[str, type]] = {
     "glscl": "glscl_lite.model.glscl:GLSCLHead",
@@ -31,8 +30,8 @@ def head_names() -> tuple[str, ...]:
     return tuple(HEADS)
 
 
-def head_class(name: str) -> "type[Head]":
-    """The class registered as ``name`` (imported on first use)."""
+def head_class(name: str) -> type:
+    """The :class:`~glscl_lite.model.head.Head` subclass registered as ``name`` (imported on first use)."""
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; available: {', '.join(HEADS)}")
     entry = HEADS[name]
@@ -42,12 +41,12 @@ def head_class(name: str) -> "type[Head]":
     return entry
 
 
-def build_head(cfg: "Config", dim: int) -> "Head":
-    """The similarity head named by ``cfg.head``."""
+def build_head(cfg: Any, dim: int) -> Any:
+    """The similarity head (a :class:`~glscl_lite.model.head.Head`) named by ``cfg.head`` of a Config."""
     return head_class(cfg.head)(cfg, dim)
 
 
-def needs_patches(cfg: "Config") -> bool:
+def needs_patches(cfg: Any) -> bool:
     """Whether the head ``cfg`` names scores patch tokens (a feature cache must then store them)."""
     return head_class(cfg.head).needs_patches(cfg)
 
