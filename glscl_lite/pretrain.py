@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from glscl_lite import provenance
-from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, make_frame
+from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, make_frame, make_twins
 from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import normalize_frames
 from glscl_lite.errors import UserError
@@ -48,7 +48,7 @@ class PretrainSettings:
 
     model: str = "glscl-synthetic"
     """open_clip config name (``glscl_lite/model/configs/*.json``)."""
-    steps: int = 3000
+    steps: int = 2500
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.1
@@ -56,6 +56,9 @@ class PretrainSettings:
     """Linear warm-up steps, then cosine decay to 0 at ``steps``."""
     seed: int = 0
     """Seeds the initialisation and the frame stream (:func:`~glscl_lite.data.frame_world.frame_rng`)."""
+    twins: float = 0.5
+    """Fraction of each batch made of twin pairs (:func:`~glscl_lite.data.frame_world.make_twins`:
+    a frame and a copy with one object's shape or size changed -- hard negatives)."""
 
     def check(self) -> None:
         """Refuse settings that cannot train (before anything is written)."""
@@ -68,6 +71,8 @@ class PretrainSettings:
             problems.append(f"lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.twins <= 1.0:
+            problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
         if not 0 <= self.warmup < self.steps:
             problems.append(f"warmup must be in [0, steps), got {self.warmup} (steps {self.steps})")
         if problems:
@@ -80,13 +85,19 @@ class FrameCaptionBatches(IterableDataset):
     Step ``s`` holds frames ``s*B .. s*B+B-1`` of the ``train`` stream of ``seed``.
     """
 
-    def __init__(self, seed: int, batch_size: int, image_size: int, context_length: int, start: int, stop: int):
+    def __init__(self, seed: int, batch_size: int, image_size: int, context_length: int, start: int, stop: int,
+                 twins: float = 0.0):
         self.seed, self.batch_size, self.image_size = seed, batch_size, image_size
         self.context_length, self.start, self.stop = context_length, start, stop
+        self.pairs = int(round(batch_size * twins / 2))
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         first = step * self.batch_size
-        samples = [make_frame("train", self.seed, first + i, self.image_size) for i in range(self.batch_size)]
+        samples = []
+        for j in range(self.pairs):  # frames first + 2j and their twins
+            samples += make_twins("train", self.seed, first + 2 * j, self.image_size)
+        samples += [make_frame("train", self.seed, first + i, self.image_size)
+                    for i in range(2 * self.pairs, self.batch_size)]
         captions = [s.caption for s in samples]
         ids, _ = tokenize(captions, self.context_length, workers=1)
         return torch.from_numpy(np.stack([s.image for s in samples])), ids, captions
@@ -193,7 +204,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     image_size = model.visual.image_size
     image_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
     data = FrameCaptionBatches(settings.seed, settings.batch_size, image_size, model.context_length,
-                               step, settings.steps)
+                               step, settings.steps, settings.twins)
     loader = DataLoader(data, batch_size=None, num_workers=workers,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     model.train()

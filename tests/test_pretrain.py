@@ -2,6 +2,7 @@
 and the shipped weights (offline load, sha256, recorded accuracy on fresh frames)."""
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 
@@ -50,6 +51,37 @@ def test_frame_state_follows_the_scene_at_that_instant():
     assert sizes == ["small", "medium", "large"]
 
 
+def test_twins_differ_in_one_object_shape_or_size_and_one_caption_word():
+    changed = set()
+    for i in range(40):
+        a, b = fw.make_twins("train", 0, i, 64)
+        if not a.objects:  # nothing to change: a random frame stands in
+            continue
+        diff = [(x, y) for x, y in zip(a.objects, b.objects) if x != y]
+        assert len(a.objects) == len(b.objects) and len(diff) == 1, (a.objects, b.objects)
+        (x, y), = diff
+        kinds = {k for k in ("shape", "size", "colour", "position") if getattr(x, k) != getattr(y, k)}
+        assert kinds in ({"shape"}, {"size"}), kinds
+        changed |= kinds
+        assert a.background == b.background
+        edits = [op for op in difflib.SequenceMatcher(a=a.caption.split(), b=b.caption.split()).get_opcodes()
+                 if op[0] != "equal"]
+        assert len(edits) == 1, (a.caption, b.caption)  # one word (or one multi-word synonym) replaced
+        assert not np.array_equal(a.image, b.image)
+    assert changed == {"shape", "size"}
+
+
+def test_batches_hold_twin_pairs_then_single_frames():
+    from glscl_lite.pretrain import FrameCaptionBatches
+
+    data = FrameCaptionBatches(seed=0, batch_size=8, image_size=64, context_length=32, start=0, stop=1, twins=0.5)
+    images, ids, captions = data.batch(3)
+    assert images.shape == (8, 64, 64, 3) and ids.shape == (8, 32)
+    a, b = fw.make_twins("train", 0, 3 * 8 + 2, 64)
+    assert captions[2:4] == [a.caption, b.caption]
+    assert captions[4:] == [fw.make_frame("train", 0, 3 * 8 + i, 64).caption for i in range(4, 8)]
+
+
 def test_zero_shot_frames_show_one_object_on_a_named_scene():
     frames = fw.zero_shot_frames(12, 64, seed=0)
     assert all(len(f.objects) == 1 and f.background in syn.SCENE_BACKGROUNDS for f in frames)
@@ -66,9 +98,11 @@ def test_frame_streams_are_not_corpus_streams():
 def test_settings_are_checked_before_anything_is_written(tmp_path):
     with pytest.raises(UserError, match="lr must be a positive"):
         pretrain(PretrainSettings(lr=float("nan")), tmp_path / "a", progress=False)
+    with pytest.raises(UserError, match="twins must be a fraction"):
+        pretrain(PretrainSettings(twins=1.5), tmp_path / "c", progress=False)
     with pytest.raises(UserError, match="warmup"):
         pretrain(PretrainSettings(steps=5, warmup=5), tmp_path / "b", progress=False)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / n).exists() for n in "abc")
 
 
 def test_resume_after_interruption_gives_the_same_weights(tmp_path):

@@ -39,11 +39,12 @@ __all__ = [
     "frame_objects",
     "frame_rng",
     "make_frame",
+    "make_twins",
     "size_class",
     "zero_shot_frames",
 ]
 
-FRAME_WORLD_VERSION = 1
+FRAME_WORLD_VERSION = 2
 """Bumped whenever frames or their captions change: weights pretrained on another version are refused."""
 FRAME_SEED_TAG = 0x5F3A11CE
 """First word of every frame seed sequence: corpus scenes use ``[seed, index, stream]`` (three
@@ -97,6 +98,11 @@ def background_key(bg: syn.Background) -> str:
 
 def frame_objects(scene: syn.Scene, t: float, size: tuple[int, int] = syn.DEFAULT_SIZE) -> tuple[FrameObject, ...]:
     """The objects whose centre is inside the square center crop of the frame at time ``t``."""
+    return tuple(o for _, o in _visible(scene, t, size))
+
+
+def _visible(scene: syn.Scene, t: float, size: tuple[int, int] = syn.DEFAULT_SIZE) -> list[tuple[int, FrameObject]]:
+    """``(index in scene.objects, FrameObject)`` of every object :func:`frame_objects` describes."""
     width, height = size
     x0 = (width - height) / 2 / width  # crop edges as fractions of the width (4:3 -> 0.125)
     span = height / width
@@ -108,9 +114,9 @@ def frame_objects(scene: syn.Scene, t: float, size: tuple[int, int] = syn.DEFAUL
         if not visible or not (0.0 <= u < 1.0 and 0.0 <= v < 1.0):
             continue
         colour = ev.colour if ev is not None and ev.kind == "changes_colour" and t >= ev.time else obj.colour
-        out.append(FrameObject(shape=obj.shape, colour=colour, size=size_class(obj.size, scale),
-                               position=POSITIONS[min(int(v * 3), 2)][min(int(u * 3), 2)]))
-    return tuple(out)
+        out.append((k, FrameObject(shape=obj.shape, colour=colour, size=size_class(obj.size, scale),
+                                   position=POSITIONS[min(int(v * 3), 2)][min(int(u * 3), 2)])))
+    return out
 
 
 def _background_phrase(bg: syn.Background, rng: np.random.Generator) -> str:
@@ -133,24 +139,22 @@ def frame_caption(objects: tuple[FrameObject, ...], bg: syn.Background, rng: np.
     are listed in a random order; positions are left out of a quarter of the captions.
     """
     with_position = rng.random() >= 0.25
-    phrases = [_object_phrase(objects[i], rng, with_position) for i in rng.permutation(len(objects))]
+    order = rng.permutation(len(objects))
+    # one word stream per object slot and one for the background, so that changing one object's
+    # words leaves every other word as it was (twins)
+    streams = [np.random.default_rng(int(k)) for k in rng.integers(1 << 62, size=4)]
+    phrases = [_object_phrase(objects[i], streams[slot], with_position) for slot, i in enumerate(order)]
     if not phrases:
-        subject = syn._pick(rng, EMPTY_PHRASES)
+        subject = syn._pick(streams[0], EMPTY_PHRASES)
     elif len(phrases) == 1:
         subject = phrases[0]
     else:
         subject = ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    return f"{subject} {_background_phrase(bg, rng)}"
+    return f"{subject} {_background_phrase(bg, streams[3])}"
 
 
-def make_frame(split: str, seed: int, index: int, image_size: int, single_object: bool = False,
-               scene_background: bool = False) -> FrameSample:
-    """Frame ``index`` of stream ``(split, seed)``: a random scene at a random instant.
-
-    ``single_object`` keeps one object (its event too); ``scene_background`` resamples until the
-    background is one of the named scenes (grass, sky, ...).  Deterministic in its arguments.
-    """
-    rng = frame_rng(split, seed, index)
+def _sample_instant(rng: np.random.Generator, single_object: bool, scene_background: bool
+                    ) -> tuple[syn.Scene, float, tuple[FrameObject, ...]]:
     while True:
         scene = syn.sample_scene(rng)
         if single_object:
@@ -163,11 +167,68 @@ def make_frame(split: str, seed: int, index: int, image_size: int, single_object
         objects = frame_objects(scene, t)
         if single_object and len(objects) != 1:
             continue
-        break
-    frame = syn.render_frames(scene, np.array([t]))[0]
-    image = resize_center_crop(frame, image_size)
+        return scene, t, objects
+
+
+def _render(scene: syn.Scene, t: float, objects: tuple[FrameObject, ...], image_size: int,
+            rng: np.random.Generator) -> FrameSample:
+    image = resize_center_crop(syn.render_frames(scene, np.array([t]))[0], image_size)
     return FrameSample(image=image, caption=frame_caption(objects, scene.background, rng),
                        objects=objects, background=background_key(scene.background))
+
+
+def make_frame(split: str, seed: int, index: int, image_size: int, single_object: bool = False,
+               scene_background: bool = False) -> FrameSample:
+    """Frame ``index`` of stream ``(split, seed)``: a random scene at a random instant.
+
+    ``single_object`` keeps one object (its event too); ``scene_background`` resamples until the
+    background is one of the named scenes (grass, sky, ...).  Deterministic in its arguments.
+    """
+    rng = frame_rng(split, seed, index)
+    scene, t, objects = _sample_instant(rng, single_object, scene_background)
+    return _render(scene, t, objects, image_size, rng)
+
+
+RANDOM_TWIN_OFFSET = 1 << 40
+"""Frame index of the random twin of frame ``i`` when it has no object to change: ``i + offset``."""
+TWIN_ATTRIBUTES = ("shape", "size")
+"""What a twin changes in one visible object: the attributes a caption-matching shortcut
+(colour, position, background) leaves unlearned."""
+
+
+def make_twins(split: str, seed: int, index: int, image_size: int) -> tuple[FrameSample, FrameSample]:
+    """A frame and its *twin*: the same scene at the same instant with one visible object's shape
+    or size changed, captioned with the same words but that one (a minimal pair).
+
+    In a contrastive batch the twin is a hard negative that only the changed attribute tells apart,
+    which CLIP's objective otherwise learns slowly: a batch of random frames is already told apart
+    by colour, position and background.  A frame with no visible object gets a random twin.
+    """
+    rng = frame_rng(split, seed, index)
+    scene, t, objects = _sample_instant(rng, False, False)
+    state = rng.bit_generator.state
+    first = _render(scene, t, objects, image_size, rng)
+    visible = [k for k, _ in _visible(scene, t)]
+    twin_scene = None
+    for _ in range(8):
+        if not visible:
+            break
+        k = visible[int(rng.integers(len(visible)))]
+        obj = scene.objects[k]
+        attribute = TWIN_ATTRIBUTES[int(rng.integers(len(TWIN_ATTRIBUTES)))]
+        if attribute == "shape":
+            new = replace(obj, shape=syn._pick(rng, [s for s in syn.SHAPES if s != obj.shape]))
+        else:
+            new = replace(obj, size=syn._pick(rng, [z for z in syn.SIZES if z != obj.size]))
+        candidate = replace(scene, objects=scene.objects[:k] + (new,) + scene.objects[k + 1:])
+        if frame_objects(candidate, t) != objects and len(frame_objects(candidate, t)) == len(objects):
+            twin_scene = candidate
+            break
+    if twin_scene is None:
+        return first, make_frame(split, seed, index + RANDOM_TWIN_OFFSET, image_size)
+    twin_rng = np.random.default_rng()
+    twin_rng.bit_generator.state = state  # the same caption words, but for the changed attribute
+    return first, _render(twin_scene, t, frame_objects(twin_scene, t), image_size, twin_rng)
 
 
 def zero_shot_frames(n: int, image_size: int, seed: int = 0, start: int = 0) -> list[FrameSample]:
