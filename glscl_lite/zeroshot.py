@@ -10,7 +10,8 @@
   (one to three objects, any background) and their per-frame captions.
 
 Everything is in percent.  ``glscl-lite zeroshot --json FILE`` writes
-``{"zero_shot": {"colour", "shape", "size", "background"}, "retrieval": {"t2i_R1", "i2t_R1"}, ...}``.
+``{"zero_shot": {"colour", "shape", "size", "background"}, "retrieval": {"t2i_R1", "i2t_R1"}, "confusion": ...,
+"chance": ..., "frames": ...}``.
 """
 from __future__ import annotations
 
@@ -63,8 +64,12 @@ def _image_size(model: torch.nn.Module) -> int:
 
 
 @torch.no_grad()
-def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Zero-shot accuracy (percent) per attribute on ``n_frames`` held-out one-object frames."""
+def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
+              confusion: Optional[dict[str, dict[str, dict[str, int]]]] = None) -> dict[str, Any]:
+    """Zero-shot accuracy (percent) per attribute on ``n_frames`` held-out one-object frames.
+
+    ``confusion``, when given, is filled with ``{attribute: {true class: {predicted class: count}}}``.
+    """
     import numpy as np
 
     model.eval()
@@ -81,6 +86,10 @@ def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0) -> di
         protos = torch.nn.functional.normalize(protos, dim=-1)
         pred = (img @ protos.T).argmax(dim=1).tolist()
         out[attr] = round(100.0 * float(np.mean([classes[p] == t for p, t in zip(pred, truth[attr])])), 2)
+        if confusion is not None:
+            table = confusion.setdefault(attr, {c: {} for c in classes})
+            for p, t in zip(pred, truth[attr]):
+                table[t][classes[p]] = table[t].get(classes[p], 0) + 1
     return out
 
 
@@ -103,7 +112,9 @@ def evaluate_clip(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
                   n_retrieval: Optional[int] = None) -> dict[str, Any]:
     """The ``zeroshot`` report: zero-shot accuracy, retrieval R@1, chance levels, frame counts."""
     n_retrieval = n_frames if n_retrieval is None else n_retrieval
-    return {"zero_shot": zero_shot(model, n_frames, seed), "retrieval": retrieval(model, n_retrieval, seed),
+    confusion: dict[str, dict[str, dict[str, int]]] = {}
+    return {"zero_shot": zero_shot(model, n_frames, seed, confusion), "retrieval": retrieval(model, n_retrieval, seed),
+            "confusion": confusion,
             "chance": {k: round(v, 2) for k, v in CHANCE.items()} | {"t2i_R1": round(100 / n_retrieval, 2),
                                                                    "i2t_R1": round(100 / n_retrieval, 2)},
             "frames": {"zero_shot": n_frames, "retrieval": n_retrieval, "seed": seed}}
