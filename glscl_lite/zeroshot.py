@@ -87,9 +87,9 @@ def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
         pred = (img @ protos.T).argmax(dim=1).tolist()
         out[attr] = round(100.0 * float(np.mean([classes[p] == t for p, t in zip(pred, truth[attr])])), 2)
         if confusion is not None:
-            table = confusion.setdefault(attr, {c: {} for c in classes})
+            counts = confusion.setdefault(attr, {c: {} for c in classes})
             for p, t in zip(pred, truth[attr]):
-                table[t][classes[p]] = table[t].get(classes[p], 0) + 1
+                counts[t][classes[p]] = counts[t].get(classes[p], 0) + 1
     return out
 
 
