@@ -19,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from glscl_lite.model.standin import SHIPPED  # noqa: E402
-from glscl_lite.pretrain import read_log, sha256_file  # noqa: E402
+from glscl_lite.pretrain import read_log  # noqa: E402
+from glscl_lite.provenance import file_sha256  # noqa: E402
 
 DOCS = Path("docs/results/pretrain")
 
@@ -30,7 +31,7 @@ def main() -> None:
     ap.add_argument("--ship", action="store_true", help="copy the weights into the package")
     args = ap.parse_args()
     record = json.loads((args.run / "weights.json").read_text())
-    if record["sha256"] != sha256_file(args.run / "weights.fp16.pt"):
+    if record["sha256"] != file_sha256(args.run / "weights.fp16.pt")["sha256"]:
         raise SystemExit(f"{args.run}/weights.fp16.pt does not match its record; re-export it")
     DOCS.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.run / "metrics.jsonl", DOCS / "metrics.jsonl")

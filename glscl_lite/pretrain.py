@@ -18,7 +18,6 @@ sees the same batches as an uninterrupted one and ends with the same weights (CP
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -39,7 +38,7 @@ from glscl_lite.model.backbone import create_clip
 from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, write_json_atomic
 
 __all__ = ["PretrainSettings", "FrameCaptionBatches", "pretrain", "export_weights", "finish_pretraining",
-           "load_weights", "sha256_file", "read_log"]
+           "read_log"]
 
 
 @dataclass(frozen=True)
@@ -252,14 +251,6 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     return record
 
 
-def sha256_file(path: PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Optional[dict] = None) -> Path:
     """Write the finished model of pretraining folder ``out`` as fp16 ``weights.fp16.pt`` + ``weights.json``.
 
@@ -277,37 +268,11 @@ def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Option
     with atomic_path(dest) as tmp:
         torch.save(half, tmp)
     meta = json.loads((out / "settings.json").read_text())
-    meta.update({"weights": dest.name, "sha256": sha256_file(dest), "steps_done": int(state["step"]),
+    meta.update({"weights": dest.name, "sha256": provenance.file_sha256(dest)["sha256"], "steps_done": int(state["step"]),
                  "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1)})
     meta.update(extra or {})
     write_json_atomic(dest.with_suffix("").with_suffix(".json"), meta)
     return dest
-
-
-def load_weights(model: torch.nn.Module, path: PathLike, expected_sha256: Optional[str] = None,
-                 model_name: Optional[str] = None) -> torch.nn.Module:
-    """Load an fp16 weights file (from :func:`export_weights`) into ``model`` as fp32.
-
-    With ``expected_sha256`` a file whose hash differs is refused (named, with both hashes).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: stand-in CLIP weights not found; make them with `glscl-lite pretrain --out DIR` "
-                        "and `glscl-lite pretrain --out DIR --export`")
-    if expected_sha256 is not None:
-        got = sha256_file(path)
-        if got != expected_sha256:
-            raise UserError(f"{path}: sha256 {got[:16]}... differs from the recorded {expected_sha256[:16]}...; "
-                            "the file is damaged or was replaced -- reinstall the package or re-export it")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    own = model.state_dict()
-    wrong = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
-    missing = sorted(set(own) - set(state))
-    if wrong or missing:
-        detail = (f"shapes differ for {wrong[:3]}" if wrong else f"missing {missing[:3]}")
-        raise UserError(f"{path}: these weights are not of model {model_name or type(model).__name__} ({detail})")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model
 
 
 def finish_pretraining(out: PathLike, frames: int = 1000, seed: int = 0) -> dict[str, Any]:

@@ -130,9 +130,9 @@ def test_export_refuses_an_unfinished_run_and_records_the_hash(tmp_path):
     pretrain(s, tmp_path / "run", progress=False, workers=0, threads=1)
     dest = export_weights(tmp_path / "run")
     record = json.loads((tmp_path / "run" / "weights.json").read_text())
-    from glscl_lite.pretrain import sha256_file
+    from glscl_lite.provenance import file_sha256
 
-    assert record["sha256"] == sha256_file(dest) and record["steps_done"] == 3
+    assert record["sha256"] == file_sha256(dest)["sha256"] and record["steps_done"] == 3
     assert all(v.dtype == torch.float16 for v in torch.load(dest).values() if v.is_floating_point())
 
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from glscl_lite.errors import UserError
 from glscl_lite.utils import PathLike
 
-__all__ = ["SYNTHETIC", "WEIGHTS_DIR", "shipped_record", "standin_files", "load_standin", "load_into"]
+__all__ = ["SYNTHETIC", "WEIGHTS_DIR", "shipped_record", "standin_files", "load_standin", "load_into", "load_weights"]
 
 SYNTHETIC = "synthetic"
 """The ``pretrained`` tag of the shipped stand-in."""
@@ -63,8 +63,6 @@ def _register(record: dict[str, Any]) -> str:
 
 def load_into(model, weights: Optional[PathLike] = None, name: Optional[str] = None):
     """Load stand-in weights into an open_clip ``model`` built from config ``name`` (checked)."""
-    from glscl_lite.pretrain import load_weights
-
     path, _ = standin_files(weights)
     record = shipped_record(weights)
     made_for = record["settings"]["model"]
@@ -78,6 +76,35 @@ def load_into(model, weights: Optional[PathLike] = None, name: Optional[str] = N
         raise UserError(f"pretrained='synthetic' is the stand-in CLIP for base_encoder={made_for!r}; "
                         f"got base_encoder={name!r} (set base_encoder={made_for}, or pretrained=None for random weights)")
     return load_weights(model, path, expected_sha256=record["sha256"], model_name=made_for)
+
+
+def load_weights(model, path: PathLike, expected_sha256: Optional[str] = None, model_name: Optional[str] = None):
+    """Load an fp16 weights file (from :func:`export_weights`) into ``model`` as fp32.
+
+    With ``expected_sha256`` a file whose hash differs is refused (named, with both hashes).
+    """
+    import torch
+
+    from glscl_lite.provenance import file_sha256
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: stand-in CLIP weights not found; make them with `glscl-lite pretrain --out DIR` "
+                        "and `glscl-lite pretrain --out DIR --export`")
+    if expected_sha256 is not None:
+        got = file_sha256(path)["sha256"]
+        if got != expected_sha256:
+            raise UserError(f"{path}: sha256 {got[:16]}... differs from the recorded {expected_sha256[:16]}...; "
+                            "the file is damaged or was replaced -- reinstall the package or re-export it")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    wrong = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    missing = sorted(set(own) - set(state))
+    if wrong or missing:
+        detail = (f"shapes differ for {wrong[:3]}" if wrong else f"missing {missing[:3]}")
+        raise UserError(f"{path}: these weights are not of model {model_name or type(model).__name__} ({detail})")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model
 
 
 def load_standin(weights: Optional[PathLike] = None):
