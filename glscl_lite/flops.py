@@ -349,10 +349,12 @@ def query_latency(head: nn.Module, x: ProfileInputs, sizes: Sequence[int] = (100
     T, D = x.frames.shape[1:]
     frames = torch.randn(base_videos, T, D, generator=g).to(dev)
     mask = torch.ones(base_videos, T, dtype=torch.long, device=dev)
+    # EERCF also reads the raw frames and patch tokens (encode_video_for); other heads ignore them
+    patches = torch.randn(base_videos, *x.patches.shape[1:], generator=g).to(dev) if head.uses_patches else None
     with _EvalMode([head]):
-        offline = time_call(lambda f, m: head.encode_video(f, m), (frames, mask), repeats=1)
+        offline = time_call(lambda f, m: encode_video_for(head, f, m, patches), (frames, mask), repeats=1)
         with torch.inference_mode():
-            base = head.encode_video(frames, mask)
+            base = encode_video_for(head, frames, mask, patches)
     bytes_per_video = sum(v[0].numel() * v.element_size() for v in base.values())
     rows, measured = [], []
     for n in sizes:
