@@ -82,7 +82,12 @@ def intra_diversity_loss(video_concepts: torch.Tensor, margin: float = 0.1) -> t
     if K < 2:
         return G.new_zeros(())
     diag = torch.diagonal(G)
-    off = ~torch.eye(K, dtype=torch.bool, device=G.device)
+    # the off-diagonal entries in row-major order -- what a boolean ~eye mask selects -- as integer
+    # indices made on the device: a boolean mask costs a nonzero(), i.e. a host sync every training
+    # step on CUDA (and a graph break under torch.compile); same elements, same order, same sums
+    i = torch.arange(K * (K - 1), device=G.device)
+    r, c = i // (K - 1), i % (K - 1)
+    c = c + (c >= r)
     rows = (margin + G - diag.unsqueeze(1)).clamp(min=0)   # against G[k,k]
     cols = (margin + G - diag.unsqueeze(0)).clamp(min=0)   # against G[j,j]
-    return (rows[off].sum() + cols[off].sum()) / (K * (K - 1))
+    return (rows[r, c].sum() + cols[r, c].sum()) / (K * (K - 1))
