@@ -2,7 +2,7 @@
 # Every GPU measurement of issue 14 in ONE run on a lent H200, within a device-time budget.
 # How to run it with the device tool, and what comes back: benchmarks/GPU_PLAN.md.
 #
-#   (here, once)  bash benchmarks/gpu_wheels.sh           # wheels into .whl/gpu (ignored, ~52 MiB)
+#   (here, once)  bash benchmarks/gpu_wheels.sh           # wheels into .whl/gpu (ignored, 49.5 MiB)
 #   (device)      run(command="bash benchmarks/gpu_session.sh", carry=[".whl/gpu"], timeout_s=540)
 #   (here)        TINY=1 OMP_NUM_THREADS=1 nice -n 10 bash benchmarks/gpu_session.sh   # CPU dry run
 #
@@ -39,7 +39,7 @@ if [ "$TINY" = 1 ]; then        # CPU dry run: tiny model, 64 px, few steps, sma
   WORK=${WORK:-$REPO/runs/gpu-session-tiny}
   RESULTS=$WORK/results; DEVOUT=$WORK/out
   DEVICE=cpu; PY=${PY:-$REPO/.venv/bin/python}
-  VIDEOS=80; SYNTH=160x120; LAT_SIZES="100 1000"; LAT_BACKBONE=glscl-tiny; LAT_REPEATS=1; LAT_GB=1
+  VIDEOS=80; SYNTH=160x120; LAT_SIZES="100 1000"; LAT_BACKBONE=glscl-tiny; LAT_REPEATS=1; LAT_GB=1; LAT_THREADS=1
   BENCH=(--tiny --device cpu --videos 80 --batch 8 --steps 20 --compile-steps 20 --workers 0 --cpu-workers 1
          --feature-steps 20 --no-official-loop)
   GALLERY_ENV=(TINY=1 PRETRAIN=4 STEPS=6 SEEDS=0 GRID=${GRID:-icl_idl})
@@ -51,7 +51,7 @@ else
   RESULTS=$REPO/benchmarks/results; DEVOUT=${OUT:?run through the device tool (its \$OUT comes back)}
   DEVICE=cuda; PY=${PY:-python3}
   VIDEOS=10000; SYNTH=160x120; LAT_SIZES="1000 10000 100000"; LAT_BACKBONE=ViT-B-32-quickgelu; LAT_REPEATS=5
-  LAT_GB=40
+  LAT_GB=40; LAT_THREADS=8   # threads: the CPU-side FLOP count (fvcore) of the 6 heads; timing is on the GPU
   BENCH=(--device cuda --videos 10000 --batch 128 --steps 30 --compile-steps 40 --workers 12 --cpu-workers 16
          --feature-steps 400 --no-official-loop)
   GALLERY_ENV=(PRETRAIN=${PRETRAIN:-100} STEPS=${STEPS:-300} SEEDS=0 GRID=${GRID:-icl_idl})
@@ -118,7 +118,7 @@ if [ "$RESUME" = 1 ] && [ -f "$LAT_JSON" ] && grep -q "\"device\": \"$DEVICE" "$
   say "latency: done earlier ($LAT_JSON)"
 else
   step latency 75 20 "$PY" benchmarks/bench_latency.py --device "$DEVICE" --backbones "$LAT_BACKBONE" \
-      --sizes $LAT_SIZES --repeats "$LAT_REPEATS" --max-gallery-gb "$LAT_GB" --threads 1 --results "$RESULTS"
+      --sizes $LAT_SIZES --repeats "$LAT_REPEATS" --max-gallery-gb "$LAT_GB" --threads "$LAT_THREADS" --results "$RESULTS"
 fi
 
 # ---- corpus, then the bench_gpu phases (one process each: a time cap kills only its phase)

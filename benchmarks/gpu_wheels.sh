@@ -3,7 +3,7 @@
 # (ignored by git; carried to the device with carry=[".whl/gpu"]).  Run HERE, not on the device:
 # the device reaches no package registry.
 #
-#   bash benchmarks/gpu_wheels.sh            # ~52 MiB; the device tool carries at most 64 MiB in all
+#   bash benchmarks/gpu_wheels.sh            # 9 wheels, 49.5 MiB; the device tool carries at most 64 MiB in all
 #   WITH_FAISS=1 bash benchmarks/gpu_wheels.sh   # + faiss-cpu (18 MiB): over the limit with av+decord,
 #                                                #   and no gpu_session.sh step needs it (search only)
 #

@@ -230,7 +230,8 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
         # the frame cache (if any) now exists: record what the features are computed from
         fingerprint = feature_fingerprint(cfg, video_ids)
         loader = DataLoader(VideoDataset(video_ids, source), batch_size=cfg.batch_size_val,
-                            num_workers=cfg.workers, shuffle=False)
+                            num_workers=cfg.workers, shuffle=False,
+                            pin_memory=dev.type == "cuda")  # so that non_blocking below is asynchronous
         for b in tqdm(loader, desc="videos", disable=not progress):
             i = b["index"].numpy()
             video = normalize_frames(b["video"].to(dev, non_blocking=True), b["video_mask"].to(dev))
