@@ -171,7 +171,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> int:
-    from glscl_lite.model.backbone import load_standin
+    from glscl_lite.model.standin import load_standin
     from glscl_lite.utils import write_json_atomic
     from glscl_lite.zeroshot import evaluate_clip
 

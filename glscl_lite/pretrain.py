@@ -18,6 +18,7 @@ sees the same batches as an uninterrupted one and ends with the same weights (CP
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -180,8 +181,6 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
         provenance.check(json.loads(settings_path.read_text()).get("provenance"), built_from, out,
                          f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)")
     ensure_writable_dir(out)
-    if threads:
-        torch.set_num_threads(threads)
     if not settings_path.exists():
         write_json_atomic(settings_path, {"settings": asdict(settings), "model_config": model_cfg,
                                           "provenance": built_from,
@@ -217,7 +216,10 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
                         "cpu_seconds": cpu_used + time.process_time() - cpu0}, tmp)
 
     bar = tqdm(total=settings.steps, initial=step, desc="pretrain", disable=not progress, unit="step")
-    with log_path.open("a") as log:
+    threads_before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)  # for this call only: restored below (a caller's later work keeps its own)
+    with log_path.open("a") as log, _restore_threads(threads_before):
         for images, ids in loader:
             lr = _lr_at(step, settings)
             for g in opt.param_groups:
@@ -273,6 +275,14 @@ def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Option
     meta.update(extra or {})
     write_json_atomic(dest.with_suffix("").with_suffix(".json"), meta)
     return dest
+
+
+@contextlib.contextmanager
+def _restore_threads(n: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def finish_pretraining(out: PathLike, frames: int = 1000, seed: int = 0) -> dict[str, Any]:

@@ -107,7 +107,9 @@ def test_settings_are_checked_before_anything_is_written(tmp_path):
 
 def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     s = PretrainSettings(steps=6, **TINY)
+    threads = torch.get_num_threads()
     pretrain(s, tmp_path / "straight", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1)
+    assert torch.get_num_threads() == threads  # --threads applies to the call only
     pretrain(s, tmp_path / "resumed", progress=False, workers=0, checkpoint_every=2, log_every=1, threads=1,
              max_cpu_seconds=1e-9)  # stops after its first step, with a checkpoint
     assert read_log(tmp_path / "resumed") == [] or read_log(tmp_path / "resumed")[-1]["step"] == 1
