@@ -42,11 +42,16 @@ MATCH_KEYS = FEATURE_CACHE_KEYS  # defined in glscl_lite.config
 
 
 def backbone_checksum(backbone: torch.nn.Module) -> str:
-    """Short fingerprint of the CLIP weights (sum and abs-sum of every tensor)."""
+    """Short fingerprint of the CLIP weights that make features (sum and abs-sum of every tensor).
+
+    The logit scale is left out: it scales scores, not features, and GLSCL trains it even with a
+    frozen backbone, so every cell of a frozen-backbone grid shares one fingerprint."""
     import hashlib
 
     h = hashlib.sha1()
     for name, p in sorted(backbone.state_dict().items()):
+        if name.endswith("logit_scale"):
+            continue
         t = p.detach().double()
         h.update(f"{name}:{t.sum().item():.6e}:{t.abs().sum().item():.6e}".encode())
     return h.hexdigest()[:16]

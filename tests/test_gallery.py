@@ -66,3 +66,22 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
                                   f"feature_cache={tmp_path / 'features'}"],
                         out, seeds=[0, 1], settings=["default", "K1"], n_boot=100, progress=False)
     pd.testing.assert_frame_equal(summary, again)  # cached outcomes, same resamples
+
+
+def test_backbone_fingerprint_ignores_the_trained_logit_scale_only():
+    """Cells of a frozen-backbone grid train CLIP's logit scale (it scales scores, not features):
+    their probe features and feature caches must still match; any other weight must not."""
+    import torch
+
+    from glscl_lite.features import backbone_checksum
+    from glscl_lite.model.backbone import CLIPBackbone
+
+    torch.manual_seed(0)
+    bb = CLIPBackbone("glscl-tiny", pretrained=None)
+    before = backbone_checksum(bb)
+    with torch.no_grad():
+        bb.clip.logit_scale.add_(0.5)
+    assert backbone_checksum(bb) == before
+    with torch.no_grad():
+        bb.clip.ln_final.bias.add_(0.01)
+    assert backbone_checksum(bb) != before
