@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from glscl_lite import provenance
 from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, make_frame, make_twins
 from glscl_lite.data.text import tokenize
-from glscl_lite.data.video import normalize_frames
+from glscl_lite.data.video import images_to_input
 from glscl_lite.errors import UserError
 from glscl_lite.model.backbone import create_clip
 from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, write_json_atomic
@@ -108,11 +108,6 @@ class FrameCaptionBatches(IterableDataset):
         for step in range(self.start, self.stop):
             images, ids, _ = self.batch(step)
             yield images, ids
-
-
-def images_to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[B,S,S,3]`` -> CLIP-normalised float ``[B,3,S,S]``."""
-    return normalize_frames(images.permute(0, 3, 1, 2))
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

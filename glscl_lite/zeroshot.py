@@ -23,6 +23,7 @@ import torch
 from glscl_lite.data import synthetic as syn
 from glscl_lite.data.frame_world import make_frame, zero_shot_frames
 from glscl_lite.data.text import tokenize
+from glscl_lite.data.video import images_to_input
 from glscl_lite.metrics import retrieval_metrics
 
 __all__ = ["ATTRIBUTES", "CHANCE", "prompt_table", "zero_shot", "evaluate_clip"]
@@ -52,8 +53,7 @@ def _encode_texts(model: torch.nn.Module, texts: list[str], batch: int = 512) ->
 
 @torch.no_grad()
 def _encode_images(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    from glscl_lite.pretrain import images_to_input
-
+    """uint8 ``[N,S,S,3]`` frames -> normalised image embeddings ``[N,D]``."""
     return torch.cat([model.encode_image(images_to_input(images[i:i + batch]), normalize=True)
                       for i in range(0, len(images), batch)])
 

@@ -39,3 +39,16 @@ def frame_cache(corpus) -> Path:
 def smoke_overrides(corpus, frame_cache) -> list[str]:
     """--set overrides that point the smoke preset at the session corpus."""
     return [f"anno_path={corpus}", f"video_path={corpus / 'videos'}", f"frame_cache={frame_cache}"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """Each test leaves torch's thread count as it found it.  Some tests execute notebook setup code
+    in this process (the notebooks pick one thread in smoke mode); a changed count changes the
+    floating-point reduction order, so a later in-process run no longer equals a subprocess run
+    bit for bit (the kill -9 resume test)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -299,6 +299,12 @@ def preprocess_frames(frames: Union[np.ndarray, Sequence], image_size: int) -> n
     return out
 
 
+def images_to_input(images):
+    """uint8 images ``[B,S,S,3]`` (channels last, as rendered or decoded) -> CLIP-normalised float
+    ``[B,3,S,S]``."""
+    return normalize_frames(images.permute(0, 3, 1, 2))
+
+
 def normalize_frames(frames, mask=None, dtype=None):
     """uint8 frames ``[..., H, W, 3]`` or ``[..., 3, H, W]`` -> float ``[..., 3, H, W]`` (CLIP mean/std).
 

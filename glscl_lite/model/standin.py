@@ -49,9 +49,6 @@ def _register(record: dict[str, Any]) -> str:
     """Make the record's model config known to open_clip (a folder may use a config the package lacks)."""
     import open_clip
 
-    from glscl_lite.model.backbone import register_configs
-
-    register_configs()
     name = record["settings"]["model"]
     if name not in open_clip.list_models():
         open_clip.factory._MODEL_CONFIGS[name] = record["model_config"]
