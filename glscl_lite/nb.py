@@ -202,6 +202,23 @@ class Series:
         default = self.run()[1]
         return default if runs.is_finished(default) else None
 
+    def inspection_model(self, seed: int = 0):
+        """``(model, cfg, origin)`` to look inside (notebooks 03, 04): the model of :meth:`trained_run`
+        on the CPU when there is one (``origin`` from :func:`run_label`, which says CHANCE-LEVEL when it
+        is), else an untrained model of :meth:`model_config` (seeded; ``origin`` says so)."""
+        import torch
+
+        from glscl_lite.evaluate import load_run_model
+        from glscl_lite.model.glscl import RetrievalModel
+
+        run = self.trained_run()
+        if run is not None:
+            model, cfg, _ = load_run_model(run, device="cpu")  # inspection: small tensors, CPU
+            return model, cfg, run_label(run)
+        cfg = self.model_config()
+        torch.manual_seed(seed)
+        return RetrievalModel(cfg).eval(), cfg, f"random weights, untrained ({cfg.base_encoder})"
+
     def video_file(self, video_id: str) -> Path:
         """The mp4 of ``video_id`` (``video_dir``, else ``<data_dir>/videos``)."""
         return Path(self.video_dir or Path(self.data_dir) / "videos") / f"{video_id}.mp4"

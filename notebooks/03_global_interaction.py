@@ -43,8 +43,7 @@ from glscl_lite import nb
 from glscl_lite.data import msrvtt
 from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import load_clip, read_frames
-from glscl_lite.evaluate import load_run_model
-from glscl_lite.model import GLSCL, GlobalInteraction
+from glscl_lite.model import GlobalInteraction
 
 logging.getLogger().setLevel(logging.ERROR)
 if smoke:  # tiny tensors: one thread is as fast, and far faster when other jobs share the CPU
@@ -161,15 +160,8 @@ print("masked softmax :", gim(t1, v1, m1).item())
 # has random weights, and the pattern below only shows the mechanics (run this notebook again after notebook 06).
 
 # %%
-run = S.trained_run()  # run_dir, else the run notebook 06 trains for this preset, if finished
-if run is not None:
-    model, cfg, device = load_run_model(run, device="cpu")  # inspection: small tensors, CPU
-    origin = nb.run_label(run)   # says CHANCE-LEVEL when it is
-else:
-    cfg = S.model_config()
-    torch.manual_seed(0)
-    model = GLSCL(cfg).eval()
-    origin = f"random weights, untrained ({cfg.base_encoder})"
+# the run notebook 06 trains for this preset (or run_dir), if finished; else an untrained model
+model, cfg, origin = S.inspection_model()
 print("model:", origin)
 
 anno = msrvtt.load_annotations(data_dir)
