@@ -220,7 +220,7 @@ def _encode(model, cfg: Config, device, captions: Sequence[str], video_ids: Sequ
     """Score matrix [captions, videos] with the model's own similarity (raw tokens and frames, or
     the precomputed backbone outputs in ``features``)."""
     from glscl_lite.data.msrvtt import Caption
-    from glscl_lite.evaluate import encode_texts, encode_videos
+    from glscl_lite.encode import encode_texts, encode_videos
 
     text = encode_texts(model, [Caption(v, c) for v, c in zip(video_ids, captions)], cfg, device, features)
     video = encode_videos(model, list(dict.fromkeys(video_ids)), cfg, device, source=source, features=features)

@@ -421,7 +421,8 @@ def build_index(runs: Sequence[PathLike], out: PathLike, videos: Optional[PathLi
                 params: Optional[IndexParams] = None, checkpoint: str = "best", block: int = 1024,
                 progress: bool = False) -> dict:
     """Encode the gallery with every run's model and write the index folder atomically."""
-    from glscl_lite.evaluate import encode_videos, load_run_model
+    from glscl_lite.encode import encode_videos
+    from glscl_lite.evaluate import load_run_model
 
     if not runs:
         raise UserError("index build needs at least one --run")
