@@ -23,6 +23,10 @@ import pytest
 import torch
 from torch import nn
 
+# OpenAI's checkpoint files are TorchScript archives: writing one (here) and reading one (the loader)
+# goes through torch.jit, which torch 2.14 marks deprecated -- expected, not a problem of this code.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*is deprecated:FutureWarning")
+
 from glscl_lite.errors import UserError
 from glscl_lite.model.backbone import CLIPBackbone
 
