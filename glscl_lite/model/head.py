@@ -19,6 +19,7 @@ Heads are added in one place, :mod:`glscl_lite.model.registry`.
 """
 from __future__ import annotations
 
+import abc
 from typing import Optional
 
 import torch
@@ -46,7 +47,7 @@ def masked_mean_vector(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return F.normalize((frames.float() * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
 
 
-class Head(nn.Module):
+class Head(nn.Module, metaclass=abc.ABCMeta):
     """Base class and protocol of a similarity head (module docstring).
 
     Subclasses are built as ``cls(cfg, dim)`` and implement ``encode_text``, ``encode_video``,
@@ -74,18 +75,23 @@ class Head(nn.Module):
         """Whether a head built from ``cfg`` scores patch tokens (a feature cache must then store them)."""
         return cls.uses_patches
 
-    # -- the interface -------------------------------------------------------------------------------
+    # -- the interface (every head implements these four) --------------------------------------------
+    @abc.abstractmethod
     def encode_text(self, sentence: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> Side:
-        raise NotImplementedError
+        """Text side of ``sentence [Bt,D]``, ``words [Bt,L,D]``, ``mask [Bt,L]`` (computed once per caption)."""
 
+    @abc.abstractmethod
     def encode_video(self, frames: torch.Tensor, mask: torch.Tensor, **trunk: Optional[torch.Tensor]) -> Side:
-        raise NotImplementedError
+        """Video side of ``frames [Bv,T,D]``, ``mask [Bv,T]`` (computed once per video); ``trunk`` holds
+        what :attr:`uses_raw_frames` / :attr:`uses_patches` heads also read."""
 
+    @abc.abstractmethod
     def score(self, text: Side, video: Side) -> torch.Tensor:
-        raise NotImplementedError
+        """Scores ``[Bt,Bv]`` of every text against every video of two sides."""
 
+    @abc.abstractmethod
     def losses(self, text: Side, video: Side, logit_scale: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Named training loss terms of a batch of matched pairs; ``"loss"`` is the one to back-propagate."""
 
     @torch.no_grad()
     def similarity(self, text: Side, video: Side, chunk: int) -> torch.Tensor:
