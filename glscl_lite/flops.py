@@ -362,7 +362,7 @@ def query_latency(head: nn.Module, x: ProfileInputs, sizes: Sequence[int] = (100
             continue
         gallery = _tile(base, n)
         with _EvalMode([head]):
-            t = time_call(lambda s, w, m: head.score(head.encode_text(s, w, m), gallery),
+            t = time_call(lambda s, w, m, g=gallery: head.score(head.encode_text(s, w, m), g),
                           (x.sentence[:1], x.words[:1], x.text_mask[:1]), repeats=repeats)
         measured.append((n, t["wall_s"], t["cpu_s"]))
         rows.append({"gallery": n, "seconds": t["wall_s"], "cpu_seconds": t["cpu_s"], "extrapolated": False})

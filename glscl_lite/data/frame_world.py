@@ -21,7 +21,6 @@ zero-shot evaluation (one object, a named scene background).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
 
 import numpy as np
 
@@ -235,8 +234,3 @@ def zero_shot_frames(n: int, image_size: int, seed: int = 0, start: int = 0) -> 
     """``n`` held-out frames (stream ``eval``) with exactly one object on a named scene background."""
     return [make_frame("eval", seed, start + i, image_size, single_object=True, scene_background=True)
             for i in range(n)]
-
-
-def stack_images(samples: list[FrameSample], out: Optional[np.ndarray] = None) -> np.ndarray:
-    """``[N,S,S,3]`` uint8 array of the samples' images."""
-    return np.stack([s.image for s in samples]) if out is None else np.stack([s.image for s in samples], out=out)
