@@ -203,14 +203,28 @@ class Series:
         return default if runs.is_finished(default) else None
 
     def inspection_model(self, seed: int = 0):
-        """``(model, cfg, origin)`` to look inside (notebooks 03, 04): the model of :meth:`trained_run`
-        on the CPU when there is one (``origin`` from :func:`run_label`, which says CHANCE-LEVEL when it
-        is), else an untrained model of :meth:`model_config` (seeded; ``origin`` says so)."""
+        """``(model, cfg, origin)`` to look inside (notebooks 03, 04, 07, 11), on the CPU:
+
+        * ``run_dir`` given: that finished run (``origin`` from :func:`run_label`, which says
+          CHANCE-LEVEL when it is);
+        * no ``preset`` (the CPU series): the trained GLSCL shipped with the package -- the stand-in
+          CLIP and a head trained on the 10,000-video synthetic corpus
+          (:mod:`glscl_lite.model.shipped`), pointed at this series' corpus;
+        * a preset: its trained run when finished, else an untrained model of :meth:`model_config`
+          (seeded; ``origin`` says so).
+        """
         import torch
 
         from glscl_lite.evaluate import load_run_model
         from glscl_lite.model.glscl import RetrievalModel
 
+        if self.run_dir is None and self.preset is None:
+            from glscl_lite.model.shipped import load_shipped_glscl, shipped_label
+
+            model, cfg, record = load_shipped_glscl(anno_path=str(self.data_dir), val_videos=self.config().val_videos,
+                                                    video_path=str(self.video_file("x").parent),
+                                                    frame_cache=str(self.frame_cache) if self.frame_cache else None)
+            return model, cfg, shipped_label(record)
         run = self.trained_run()
         if run is not None:
             model, cfg, _ = load_run_model(run, device="cpu")  # inspection: small tensors, CPU
