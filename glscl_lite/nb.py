@@ -39,9 +39,10 @@ def ensure_corpus(data_dir: PathLike, smoke: bool = True, n_videos: Optional[int
 
 
 def smoke_config(data_dir: PathLike, smoke: bool = True, **overrides: Any) -> Config:
-    """The ``smoke`` preset pointed at ``data_dir`` (tiny model, 64-px frame cache inside it).
+    """The ``smoke`` preset pointed at ``data_dir`` (the shipped stand-in CLIP and a GLSCL head,
+    64-px frame cache inside it).
 
-    With ``smoke=False`` it trains longer (more epochs, eval every epoch) -- still the tiny model,
+    With ``smoke=False`` it trains longer (more epochs, eval every epoch) -- still the small model,
     for a CPU; use the ``paper`` preset on a GPU box for the real thing.
     """
     data_dir = Path(data_dir)
@@ -163,11 +164,12 @@ class Series:
                              self.frame_cache, self.device, **overrides)
 
     def weights(self) -> Optional[str]:
-        """CLIP weights: ``pretrained`` when given ("random" -> None), else the preset's, else None
-        (random: the tiny config, and inspection models without a preset)."""
+        """CLIP weights: ``pretrained`` when given ("random" -> None), else the config's (the smoke
+        preset's shipped stand-in, or the preset's), else None (random: the ViT-B/32 inspection
+        model of ``smoke=False`` without a preset, which stays offline)."""
         if self.pretrained is not None:
             return None if str(self.pretrained) in RANDOM_WEIGHTS else str(self.pretrained)
-        return self.config().pretrained if self.preset else None
+        return self.config().pretrained if (self.preset or self.smoke) else None
 
     def model_config(self, **overrides: Any) -> Config:
         """Config of a model built to be looked at, not trained (notebooks 02-05, 09): the tiny

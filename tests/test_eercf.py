@@ -206,8 +206,8 @@ def test_forward_backward_through_the_model(patches):
         v = model.eval().encode_video(batch["video"], batch["video_mask"])
     assert ("patches" in v) == patches
     if patches:
-        assert v["patches"].shape == (B, 12 * 16, 64)   # glscl-tiny: 64 px / 16 px patches = 16 per frame
-        torch.testing.assert_close(v["patches"].norm(dim=-1), torch.ones(B, 12 * 16))
+        assert v["patches"].shape == (B, 12 * 64, 64)   # glscl-synthetic: 64 px / 8 px patches = 64 per frame
+        torch.testing.assert_close(v["patches"].norm(dim=-1), torch.ones(B, 12 * 64))
 
 
 def test_missing_patches_is_a_clear_error(cfg):
@@ -231,11 +231,11 @@ def test_feature_cache_stores_patches_only_for_eercf(corpus, frame_cache, tmp_pa
     cfg = smoke_config(corpus, frame_cache=str(frame_cache))
     build_feature_cache(cfg.replace(head="eercf"), tmp_path / "eercf", progress=False)
     fc = FeatureCache(tmp_path / "eercf")
-    assert fc.patch_feats.shape == (len(fc.video_ids), 12, 16, 64)
+    assert fc.patch_feats.shape == (len(fc.video_ids), 12, 64, 64)
     batch = fc.videos([0, 1])
-    assert batch["patch_feats"].shape == (2, 12, 16, 64) and batch["patch_feats"].dtype == torch.float16
+    assert batch["patch_feats"].shape == (2, 12, 64, 64) and batch["patch_feats"].dtype == torch.float16
     fc.check_matches(cfg.replace(head="eercf"))
-    # the cached patches are what the backbone computes from the frames (same seeded random CLIP)
+    # the cached patches are what the backbone computes from the frames (the same stand-in CLIP)
     from glscl_lite.data.cache import FrameCache
     from glscl_lite.errors import UserError
     from glscl_lite.utils import seed_everything

@@ -28,6 +28,7 @@ def test_tiny_model_learns_three_times_chance(tmp_path):
     run = tmp_path / "run"
     train("smoke", [f"anno_path={corpus}", f"video_path={corpus / 'videos'}", f"frame_cache={corpus / 'frames-64'}",
                     f"train_csv={files['train'].name}", f"val_csv={files['val'].name}",
+                    "base_encoder=glscl-tiny", "pretrained=none", "coef_lr=1",  # from scratch: random CLIP learns too
                     "lr=1e-3", "batch_size=32", "epochs=2", "schedule_epochs=3", "log_every=20",
                     f"max_frames={MAX_FRAMES}"],
           run, progress=False)  # 2 epochs x 100 steps; validation at each epoch end

@@ -240,7 +240,7 @@ def test_patch_embedding_frozen_and_frames_match_open_clip(tiny):
     x = torch.randn(4, 3, 64, 64)
     cls, patches = tiny.backbone.encode_frames(x, return_patches=True)
     torch.testing.assert_close(cls, tiny.backbone.clip.encode_image(x), atol=1e-5, rtol=1e-5)
-    assert patches.shape == (4, 16, 64)
+    assert patches.shape == (4, 64, 64)  # 64 px / 8 px patches
 
 
 # ---------------------------------------------------------------------------------- whole model
