@@ -30,7 +30,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from glscl_lite.utils import PathLike, write_json_atomic
+from glscl_lite.utils import PathLike, atomic_path, write_json_atomic
 
 __all__ = ["GALLERY_SETTINGS", "GALLERY_METRICS", "cell_outcomes", "collect_outcomes", "summarize_gallery",
            "run_gallery", "write_report"]
@@ -231,7 +231,9 @@ def _probe_features(out: Path, config: str, overrides: Sequence[str]):
 
 def write_report(out: PathLike, dest: PathLike, summary: pd.DataFrame, config: str, overrides: Sequence[str],
                  seeds: Sequence[int]) -> list[Path]:
-    """Write ``summary.csv``, the figures and a README (tables, method, reproducing command) to ``dest``."""
+    """Write ``summary.csv``, the figures, ``train_metrics.csv`` (every cell's training-loss log:
+    loss terms, matched-pair Sim1/Sim2, logit scale, lr) and ``gallery_config.json`` (the
+    reproducing command) to ``dest``."""
     from glscl_lite.plots import plot_gallery
 
     dest = Path(dest)
@@ -239,6 +241,14 @@ def write_report(out: PathLike, dest: PathLike, summary: pd.DataFrame, config: s
     written = [dest / "summary.csv"]
     summary.to_csv(written[0], index=False)
     written += plot_gallery(summary, dest)
+    from glscl_lite.ablation import load_train_metrics
+
+    keep = ["setting", "seed", "step", "loss", "info_nce", "icl", "idl", "sim1_pos", "sim2_pos", "logit_scale", "lr"]
+    train = load_train_metrics(out)
+    train = train[[c for c in keep if c in train.columns]]
+    with atomic_path(dest / "train_metrics.csv") as tmp:  # the loss logs of every cell (notebook 08 reads them)
+        train.to_csv(tmp, index=False, float_format="%.6g")
+    written.append(dest / "train_metrics.csv")
     command = " ".join(["glscl-lite gallery", f"--config {config}", *[f"--set {o}" for o in overrides],
                         f"--out {out}", "--seeds " + " ".join(map(str, seeds)), f"--export {dest}"])
     write_json_atomic(dest / "gallery_config.json", {"config": config, "overrides": list(overrides),

@@ -49,7 +49,7 @@ def test_the_default_must_be_there():
 
 @pytest.mark.slow
 def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
-    """Two settings x two seeds on the session corpus (random tiny CLIP, feature caches): the
+    """Two settings x two seeds on the session corpus (the smoke preset's stand-in CLIP, one feature cache): the
     summary has every metric, the probes included, and the exported report its files."""
     from glscl_lite.gallery import run_gallery
 
@@ -62,6 +62,9 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     assert (summary[summary.setting == "default"]["diff"] == 0).all()
     assert (export / "summary.csv").is_file() and (export / "gallery_diffs.png").is_file()
     assert {"setting", "metric", "mean", "std", "diff", "ci_low", "ci_high"} <= set(pd.read_csv(export / "summary.csv"))
+    train = pd.read_csv(export / "train_metrics.csv")
+    assert {"setting", "seed", "step", "icl", "idl", "sim2_pos"} <= set(train.columns)
+    assert sorted(train.groupby(["setting", "seed"]).size().index) == [("K1", 0), ("K1", 1), ("default", 0), ("default", 1)]
     again = run_gallery("smoke", [*smoke_overrides, "max_steps=4", "eval_every=2",
                                   f"feature_cache={tmp_path / 'features'}"],
                         out, seeds=[0, 1], settings=["default", "K1"], n_boot=100, progress=False)
