@@ -252,9 +252,25 @@ def write_report(out: PathLike, dest: PathLike, summary: pd.DataFrame, config: s
     command = " ".join(["glscl-lite gallery", f"--config {config}", *[f"--set {o}" for o in overrides],
                         f"--out {out}", "--seeds " + " ".join(map(str, seeds)), f"--export {dest}"])
     write_json_atomic(dest / "gallery_config.json", {"config": config, "overrides": list(overrides),
-                                                     "seeds": list(seeds), "command": command})
+                                                     "seeds": list(seeds), "command": command,
+                                                     "oracle": _oracle_ceiling(config, overrides)})
     written.append(dest / "gallery_config.json")
     return written
+
+
+def _oracle_ceiling(config: str, overrides: Sequence[str]) -> Optional[dict[str, Any]]:
+    """The corpus's oracle ceilings (best expected recall any model can reach; None without probes):
+    ``{"test": {"R1", "R5", "R10", "n_captions"}, "moment": {"R1", "R5", "R10"}}``."""
+    from glscl_lite.config import resolve_config
+    from glscl_lite.data.probes import load_oracle, probe_dir
+
+    cfg = resolve_config(config, overrides)
+    if not (probe_dir(cfg.anno_path) / "oracle.json").is_file():
+        return None
+    oracle = load_oracle(cfg.anno_path)
+    keep = ("R1", "R5", "R10", "n_captions")
+    return {"test": {k: oracle["test"][k] for k in keep if k in oracle["test"]},
+            "moment": {k: oracle["moment"]["moment"][k] for k in keep if k in oracle["moment"]["moment"]}}
 
 
 def format_table(summary: pd.DataFrame, metric: str) -> str:

@@ -214,55 +214,93 @@ def plot_figure1(report: dict[str, Any], ax: Any = None):
     return ax
 
 
+def gallery_forest(summary: pd.DataFrame, metrics: Sequence[str] = ("t2v_R1", "moment_R1", "order_acc",
+                                                                    "binding_acc")) -> Figure:
+    """Forest plot of the gallery (:func:`glscl_lite.gallery.summarize_gallery`): each setting's
+    difference to the default with its 95 % paired-bootstrap CI, one panel per metric (red / green:
+    separable and worse / better; grey: the interval contains 0)."""
+    metrics = [m for m in metrics if m in set(summary.metric)]
+    if not metrics:
+        raise ValueError(f"none of the metrics {list(metrics)} is in the summary")
+    settings = [s for s in dict.fromkeys(summary.setting) if s != "default"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.32 * len(settings) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sub = summary[(summary.metric == metric)].set_index("setting")
+        y = np.arange(len(settings))[::-1]
+        d = sub.loc[settings]
+        colours = ["tab:red" if sep and diff < 0 else "tab:green" if sep else "tab:gray"
+                   for sep, diff in zip(d.separable, d["diff"])]
+        ax.errorbar(d["diff"], y, xerr=[d["diff"] - d.ci_low, d.ci_high - d["diff"]], fmt="none",
+                    ecolor=colours, elinewidth=2)
+        ax.scatter(d["diff"], y, c=colours, zorder=3, s=18)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"{metric}\n(default {sub.loc['default', 'mean']:.1f})", fontsize=9)
+        ax.set_xlabel("difference to default (points)")
+        ax.set_yticks(y, settings)
+    fig.suptitle("gallery: difference to default GLSCL, 95 % paired bootstrap CI (grey: not separable)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+GALLERY_K = {"K1": 1, "K2": 2, "K4": 4, "default": 8, "K16": 16}
+"""The gallery settings of the K sweep and their number of queries."""
+
+
+def gallery_k(summary: pd.DataFrame, metric: str = "t2v_R1") -> Figure:
+    """``metric`` against the number of queries K (mean over seeds, the setting's own 95 % CI)."""
+    sub = summary[(summary.metric == metric) & summary.setting.isin(list(GALLERY_K))]
+    if len(sub) < 2:
+        raise ValueError("the summary holds fewer than two settings of the K sweep")
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    sub = sub.assign(K=sub.setting.map(GALLERY_K)).sort_values("K")
+    ax.errorbar(sub.K, sub["mean"], yerr=[sub["mean"] - sub.own_ci_low, sub.own_ci_high - sub["mean"]],
+                marker="o", capsize=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("number of queries K")
+    ax.set_ylabel(f"test {metric} (%)")
+    ax.set_title(f"{metric} vs K (mean over seeds, 95 % CI)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_concept_cosine(train: pd.DataFrame, settings: Sequence[str], targets: Optional[dict[str, float]] = None,
+                        column: str = "sim2_pos", smooth: int = 5) -> Figure:
+    """Mean matched-pair local score (``sim2_pos``: the mean cosine of a caption's and its video's
+    matched concepts) over training, one line per setting (mean over seeds, rolling mean of
+    ``smooth`` logged steps); dashed lines: ``targets`` (label -> value), e.g. ICL's target."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, name in enumerate(settings):
+        sub = train[train.setting == name]
+        if sub.empty or column not in sub or sub[column].isna().all():
+            continue
+        curve = sub.groupby("step")[column].mean().rolling(smooth, min_periods=1).mean()
+        ax.plot(curve.index, curve.values, color=f"C{i}", label=name)
+    for j, (label, value) in enumerate((targets or {}).items()):
+        ax.axhline(value, color=f"C{len(settings) + j}", ls="--", lw=1, label=label)
+    ax.set(xlabel="training step", ylabel="matched-concept cosine (Sim2 of the pair)",
+           title="what ICL does to the matched concepts")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_gallery(summary: pd.DataFrame, dest: Any, metrics: Sequence[str] = ("t2v_R1", "moment_R1", "order_acc",
                                                                          "binding_acc")) -> list:
-    """Forest plots of the gallery (:func:`glscl_lite.gallery.summarize_gallery`): each setting's
-    difference to the default with its 95 % paired-bootstrap CI, one panel per metric
-    (``gallery_diffs.png``), and t2v R@1 against the number of queries K (``gallery_k.png``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write :func:`gallery_forest` (``gallery_diffs.png``) and :func:`gallery_k` (``gallery_k.png``)
+    to folder ``dest``; returns the paths written."""
     from pathlib import Path
 
     dest = Path(dest)
-    metrics = [m for m in metrics if m in set(summary.metric)]
     written = []
-    if metrics:
-        settings = [s for s in dict.fromkeys(summary.setting) if s != "default"]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.32 * len(settings) + 1.6),
-                                 sharey=True, squeeze=False)
-        for ax, metric in zip(axes[0], metrics):
-            sub = summary[(summary.metric == metric)].set_index("setting")
-            y = np.arange(len(settings))[::-1]
-            d = sub.loc[settings]
-            colours = ["tab:red" if sep and diff < 0 else "tab:green" if sep else "tab:gray"
-                       for sep, diff in zip(d.separable, d["diff"])]
-            ax.errorbar(d["diff"], y, xerr=[d["diff"] - d.ci_low, d.ci_high - d["diff"]], fmt="none",
-                        ecolor=colours, elinewidth=2)
-            ax.scatter(d["diff"], y, c=colours, zorder=3, s=18)
-            ax.axvline(0, color="black", lw=0.8)
-            ax.set_title(f"{metric}\n(default {sub.loc['default', 'mean']:.1f})", fontsize=9)
-            ax.set_xlabel("difference to default (points)")
-            ax.set_yticks(y, settings)
-        fig.suptitle("gallery: difference to default GLSCL, 95 % paired bootstrap CI (grey: not separable)",
-                     fontsize=10)
-        fig.tight_layout()
+    if any(m in set(summary.metric) for m in metrics):
+        fig = gallery_forest(summary, metrics)
         written.append(dest / "gallery_diffs.png")
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
-    ks = {"K1": 1, "K2": 2, "K4": 4, "default": 8, "K16": 16}
-    sub = summary[(summary.metric == "t2v_R1") & summary.setting.isin(list(ks))]
-    if len(sub) > 1:
-        fig, ax = plt.subplots(figsize=(4.2, 3.2))
-        sub = sub.assign(K=sub.setting.map(ks)).sort_values("K")
-        ax.errorbar(sub.K, sub["mean"], yerr=[sub["mean"] - sub.own_ci_low, sub.own_ci_high - sub["mean"]],
-                    marker="o", capsize=3)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("number of queries K")
-        ax.set_ylabel("test t2v R@1 (%)")
-        ax.set_title("t2v R@1 vs K (mean over seeds, 95 % CI)", fontsize=9)
-        fig.tight_layout()
+    if ((summary.metric == "t2v_R1") & summary.setting.isin(list(GALLERY_K))).sum() > 1:
+        fig = gallery_k(summary)
         written.append(dest / "gallery_k.png")
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)

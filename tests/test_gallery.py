@@ -1,6 +1,8 @@
 """The gallery's statistics (paired bootstrap against the default) and one small end-to-end run."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,6 +64,9 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     assert (summary[summary.setting == "default"]["diff"] == 0).all()
     assert (export / "summary.csv").is_file() and (export / "gallery_diffs.png").is_file()
     assert {"setting", "metric", "mean", "std", "diff", "ci_low", "ci_high"} <= set(pd.read_csv(export / "summary.csv"))
+    record = json.loads((export / "gallery_config.json").read_text())
+    assert record["seeds"] == [0, 1] and record["command"].startswith("glscl-lite gallery --config smoke")
+    assert 0 < record["oracle"]["test"]["R1"] <= 100 and record["oracle"]["test"]["n_captions"] > 0
     train = pd.read_csv(export / "train_metrics.csv")
     assert {"setting", "seed", "step", "icl", "idl", "sim2_pos"} <= set(train.columns)
     assert sorted(train.groupby(["setting", "seed"]).size().index) == [("K1", 0), ("K1", 1), ("default", 0), ("default", 1)]
