@@ -255,7 +255,73 @@ def write_report(out: PathLike, dest: PathLike, summary: pd.DataFrame, config: s
                                                      "seeds": list(seeds), "command": command,
                                                      "oracle": _oracle_ceiling(config, overrides)})
     written.append(dest / "gallery_config.json")
+    readme = gallery_readme(summary, json.loads((dest / "gallery_config.json").read_text()), out)
+    with atomic_path(dest / "README.md") as tmp:
+        tmp.write_text(readme)
+    written.append(dest / "README.md")
     return written
+
+
+def _cell_info(out: Path) -> dict[str, Any]:
+    """Training facts of the cells under ``out/runs``: count, steps, early stops, seconds."""
+    from glscl_lite import runs
+
+    cells = sorted((out / "runs").glob("*__seed*"))
+    res = [runs.read_results(c) or {} for c in cells]
+    secs = [json.loads((c / "ablation.json").read_text()).get("seconds", 0.0) for c in cells
+            if (c / "ablation.json").is_file()]
+    return {"cells": len(cells), "steps": sorted({r.get("steps") for r in res if r.get("steps")}),
+            "stopped_early": sum(bool(r.get("stopped_early")) for r in res), "seconds": round(sum(secs), 1)}
+
+
+def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLike) -> str:
+    """The gallery's README (markdown): what was run, the reproducing command, the method of the
+    intervals, and one table per headline metric (written by :func:`write_report`)."""
+    from glscl_lite.config import resolve_config
+    from glscl_lite.utils import machine_name
+
+    cfg = resolve_config(record["config"], record["overrides"])
+    info = _cell_info(Path(out))
+    n_test = int(summary.loc[(summary.setting == "default") & (summary.metric == "t2v_R1"), "n_items"].iloc[0])
+    oracle = (record.get("oracle") or {}).get("test") or {}
+    moment = (record.get("oracle") or {}).get("moment") or {}
+    lines = [
+        "# The gallery: GLSCL's components on the stand-in CLIP, with statistical power", "",
+        "Written by `glscl-lite gallery ... --export` (`glscl_lite.gallery.write_report`); do not edit by hand.", "",
+        "## Reproduce", "", "```bash", "nohup bash benchmarks/gallery_cpu.sh > runs/gallery.log 2>&1 &   # = the two steps below",
+        f"glscl-lite synth --out {cfg.anno_path} --videos 10000 --workers 2", record["command"], "```", "",
+        f"* Base config `{record['config']}` ({cfg.base_encoder}, pretrained={cfg.pretrained!r}, frozen: features "
+        f"cached once), lr {cfg.lr:g}, batch {cfg.batch_size}, at most {cfg.max_steps} steps of a "
+        f"{cfg.schedule_epochs or cfg.epochs}-epoch warm-up + cosine schedule, validation every {cfg.eval_every} "
+        f"steps on {cfg.val_videos} videos carved out of the training list, early stopping (patience {cfg.patience}),"
+        " the best validation checkpoint tested.",
+        f"* {summary.setting.nunique()} settings x seeds {', '.join(map(str, record['seeds']))} = {info['cells']} cells; "
+        f"steps trained {info['steps']}, {info['stopped_early']} stopped early; {info['seconds'] / 60:.0f} min of "
+        f"cell time on `{machine_name()}`.",
+        f"* Test: {n_test:,} captions over the JSFUSION-style test list (chance R@1 {100 / n_test:.2f} %). "
+        f"Oracle ceiling (best expected recall any model can reach, from the scene specifications): "
+        f"R@1 {oracle.get('R1', float('nan')):.1f} %, R@5 {oracle.get('R5', float('nan')):.1f} %; "
+        f"moment probe R@1 {moment.get('R1', float('nan')):.1f} %.", "",
+        "## Method", "",
+        "Every cell is scored item by item (each test caption's and video's rank, each probe query's rank, each "
+        "probe pair's outcome). `mean`, `std`: over seeds. `diff`, `ci_low`, `ci_high`: the difference to `default` "
+        "and its 95 % **paired bootstrap** interval -- the test items are resampled with replacement 2,000 times, "
+        "in each resample both settings are scored on the same items (each averaged over its seeds), and the "
+        "2.5 / 97.5 percentiles of the difference are reported. Seeds are averaged, not resampled. `separable`: the "
+        "interval excludes 0; a difference whose interval contains 0 is not separable from noise.", "",
+        "Files: `summary.csv` (every setting x metric), `train_metrics.csv` (every cell's training log), "
+        "`gallery_diffs.png` (forest plot), `gallery_k.png` (R@1 vs K), `gallery_config.json`.", "",
+    ]
+    titles = {"t2v_R1": "Text-to-video R@1 (%)", "v2t_R1": "Video-to-text R@1 (%)", "t2v_R5": "Text-to-video R@5 (%)",
+              "moment_R1": "Moment probe R@1 (%): captions true of a short flash only",
+              "full_R1": "Moment probe videos, whole-clip captions R@1 (%)",
+              "order_acc": "Order probe, pairwise accuracy (%, chance 50)",
+              "binding_acc": "Binding probe, pairwise accuracy (%, chance 50)"}
+    for metric, title in titles.items():
+        if (summary.metric == metric).any():
+            lines += [f"## {title}", "", format_table(summary, metric), ""]
+    lines += ["![differences to the default](gallery_diffs.png)", "", "![R@1 against K](gallery_k.png)", ""]
+    return "\n".join(lines)
 
 
 def _oracle_ceiling(config: str, overrides: Sequence[str]) -> Optional[dict[str, Any]]:

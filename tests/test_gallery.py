@@ -67,6 +67,9 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     record = json.loads((export / "gallery_config.json").read_text())
     assert record["seeds"] == [0, 1] and record["command"].startswith("glscl-lite gallery --config smoke")
     assert 0 < record["oracle"]["test"]["R1"] <= 100 and record["oracle"]["test"]["n_captions"] > 0
+    readme = (export / "README.md").read_text()
+    assert record["command"] in readme and "| default |" in readme and "| K1 |" in readme
+    assert "## Text-to-video R@1" in readme and "paired bootstrap" in readme
     train = pd.read_csv(export / "train_metrics.csv")
     assert {"setting", "seed", "step", "icl", "idl", "sim2_pos"} <= set(train.columns)
     assert sorted(train.groupby(["setting", "seed"]).size().index) == [("K1", 0), ("K1", 1), ("default", 0), ("default", 1)]
