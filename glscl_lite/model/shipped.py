@@ -56,7 +56,15 @@ def trained_keys(name: str, frozen_backbone: bool) -> bool:
     return not name.startswith(_BACKBONE) or name == _LOGIT_SCALE or not frozen_backbone
 
 
-def export_head(run_dir: PathLike, dest: Optional[PathLike] = None, command: str = "") -> Path:
+def _generator(anno_path: str) -> Optional[dict[str, Any]]:
+    """``info.generator`` of a synthetic corpus's ``MSRVTT_data.json`` (None for real MSR-VTT)."""
+    path = Path(anno_path) / "MSRVTT_data.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("info", {}).get("generator")
+
+
+def export_head(run_dir: PathLike, dest: Optional[PathLike] = None, command: str = "", trained_by: str = "") -> Path:
     """Write the trained parameters of finished run ``run_dir`` (best checkpoint) as fp16 + record.
 
     The run must have trained on the shipped stand-in, frozen (``pretrained="synthetic"``,
@@ -92,7 +100,10 @@ def export_head(run_dir: PathLike, dest: Optional[PathLike] = None, command: str
         "settings": settings,
         "source_run": str(run_dir),
         "corpus": cfg.anno_path,
+        # the synthetic generator's settings (seed, size): every corpus of that seed shares scenes by video id
+        "corpus_generator": _generator(cfg.anno_path),
         "command": command,
+        "trained_by": trained_by,
         "steps": results.get("steps"),
         "best_step": results.get("best_step"),
         "test": results.get("test"),
@@ -153,9 +164,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      description="export a finished frozen-stand-in run as the shipped GLSCL head")
     parser.add_argument("--run", required=True, help="finished run folder (e.g. runs/gallery/runs/default_s0)")
     parser.add_argument("--out", default=None, help=f"weights file (default: {SHIPPED_HEAD})")
+    parser.add_argument("--trained-by", default="", help="the command that trained the run (recorded)")
     args = parser.parse_args(argv)
     command = "python -m glscl_lite.model.shipped --run " + args.run + (f" --out {args.out}" if args.out else "")
-    dest = export_head(args.run, args.out, command=command)
+    dest = export_head(args.run, args.out, command=command, trained_by=args.trained_by)
     print(json.dumps(head_record(dest), indent=2))
     return 0
 
