@@ -258,16 +258,19 @@ env = {
 pd.Series(env, name="value").to_frame()
 
 # %% [markdown]
-# Without a GPU and without the OpenAI weights the series still runs end to end: `smoke=True` uses a tiny
-# open_clip model with random weights (`glscl-tiny`, 64-px frames) on the synthetic corpus. The numbers it
-# produces show the mechanics, not the paper's accuracy.
+# Without a GPU and without the OpenAI weights the series still runs end to end: `smoke=True` uses the project's own
+# stand-in CLIP (`glscl-synthetic`, `pretrained="synthetic"`: a 3.8 M-parameter CLIP on 64-px frames, pretrained by
+# `glscl-lite pretrain` on frames of the synthetic world and shipped in the package, `glscl_lite.model.standin`)
+# under a GLSCL head, on the synthetic corpus. The numbers it produces show the mechanics, not the paper's accuracy.
 #
 # ## Presets: the paper's settings and the smoke settings
 #
 # All hyperparameters live in one dataclass, `glscl_lite.config.Config`, whose keys keep the official flag names.
 # Presets are small JSON files listing what they change. `paper` has the values of the official MSR-VTT training
 # script (β = 0.02); `paper-readme` differs only in the README's β = 0.005 (spec S9: which one produced Table I
-# is unknown); `smoke` is the tiny CPU setting.
+# is unknown); `smoke` is the small CPU setting (the stand-in CLIP, trained at `lr · coef_lr` with the paper's
+# `coef_lr = 1e-3`; the old from-scratch setting is `--set base_encoder=glscl-tiny --set pretrained=none
+# --set coef_lr=1`).
 
 # %%
 from glscl_lite.config import Config, list_presets, load_preset
@@ -324,14 +327,17 @@ pd.DataFrame([{"parameter": k, "default": repr(d), "meaning": m}
 # %% [markdown]
 # How they combine (`nb.series(globals())` resolves them in each notebook's setup cell):
 #
-# * **no preset** (`preset=None`): the tiny CPU config; `smoke=False` trains it longer on a 1,000-video synthetic
-#   corpus (`tiny_run`);
+# * **no preset** (`preset=None`): the small CPU config (the `smoke` preset: stand-in CLIP and GLSCL head);
+#   `smoke=False` trains it longer on a 1,000-video synthetic corpus (`tiny_run`);
 # * **a preset** (`paper`, `paper-readme`, `glccl`, ...): that config pointed at `data_dir`; `video_dir`,
 #   `frame_cache`, `pretrained` and `device` override it; the run folder is `<work_dir>/<preset>_run`
 #   unless `run_dir` names one;
-# * notebooks that only *look* at a model (02-05, 09) build it with random weights unless `pretrained` or a preset
-#   asks for weights, so they never need the network; 03 and 04 read the trained run (`run_dir`, or the one
-#   notebook 06 trains for the same `preset`) when it has finished.
+# * notebooks that only *look* at a model (02, 05, 09) build it with the config's CLIP weights: the shipped stand-in
+#   in smoke mode, the preset's with a preset, random ViT-B/32 weights with `smoke=False` and no preset -- unless
+#   `pretrained` says otherwise -- so they never need the network;
+# * 03, 04, 07 and 11 look at a *trained* model: `run_dir` when given, else the preset's finished run, else (no
+#   preset) the trained GLSCL shipped with the package (`glscl_lite.model.shipped`: the stand-in CLIP plus a head
+#   trained on a 10,000-video synthetic corpus), shown on a held-out corpus whose scenes its head never saw.
 
 # %%
 out = subprocess.run([sys.executable, "-m", "glscl_lite", "--help"], capture_output=True, text=True)

@@ -9,10 +9,12 @@
 # 4. the run itself: loss terms and validation recall over the steps,
 # 5. the same run from the command line, and on a GPU with the paper's settings.
 #
-# With `smoke=True` the run is the package's `smoke` preset (tiny random-weight CLIP, 48 synthetic videos, CPU),
-# stopped after 16 optimiser steps so that the notebook stays fast (`max_steps`; pass `-p max_steps 80` for the
-# preset's full two epochs, in a new `run_name`). It is only meant to show the mechanics; do not read the recall
-# numbers as results. Notebook 07 evaluates the same run (notebooks 03 and 04 load it too when it is there).
+# With `smoke=True` the run is the package's `smoke` preset (the project's stand-in CLIP, a 3.8 M-parameter CLIP
+# pretrained on frames of the synthetic world and shipped in the package, under a GLSCL head; 48 synthetic videos,
+# CPU), stopped after 16 optimiser steps so that the notebook stays fast (`max_steps`; pass `-p max_steps 80` for
+# the preset's full two epochs, in a new `run_name`). It is only meant to show the mechanics; do not read the recall
+# numbers (on 8 validation and 8 test videos) as results. Notebook 07 evaluates the same run; notebooks 03, 04, 07
+# and 11 look inside the trained GLSCL shipped with the package instead (or inside this run, given as `run_dir`).
 
 # %% tags=["parameters"]
 smoke = True                    # True: tiny settings, seconds on a CPU (CI); False: the real thing
@@ -126,8 +128,8 @@ print("BertAdam steps 1, 10, 100:", [round(sizes["BertAdam (official)"][i], 3) f
 # with `backbone.`) train at `lr · coef_lr` (1e-4 · 1e-3 = 1e-7 in the paper), everything else at `lr`; weight
 # decay 0.2 applies to every name without `bias`. Because no module is literally called `LayerNorm`, the LayerNorm
 # weights, the queries, the embeddings and the logit scale are all decayed (spec §7.2). The temporal transformer
-# is *not* in the CLIP group, although it starts as a copy of CLIP blocks. Shown on the tiny model, with the lr of
-# this run and the lr the paper preset would give:
+# is *not* in the CLIP group, although it starts as a copy of CLIP blocks. Shown on the smoke model (stand-in CLIP
+# and GLSCL head), with the lr of this run and the lr the paper preset would give:
 
 # %%
 torch.manual_seed(0)
@@ -145,8 +147,10 @@ print("decayed although they are norms / queries / scales:",
       [n for n in decayed if any(s in n for s in ("ln_", "norm", "queries", "logit_scale"))][:6], "...")
 
 # %% [markdown]
-# The smoke preset sets `coef_lr = 1`: its CLIP has random weights and must learn too. With OpenAI weights the
-# paper's 1e-7 keeps CLIP almost where it starts.
+# The smoke preset keeps the paper's `coef_lr = 1e-3`: its CLIP is the pretrained stand-in, and as with the OpenAI
+# weights in the paper, CLIP's lr of 1e-7 keeps it almost where it starts while the head learns at 1e-4. (The old
+# from-scratch setting, a random `glscl-tiny` CLIP that has to learn too, needs `coef_lr = 1`: `glscl-lite train
+# --config smoke --set base_encoder=glscl-tiny --set pretrained=none --set coef_lr=1`.)
 #
 # ### The schedule, and the hard-coded 5 epochs (S11)
 #
@@ -271,8 +275,8 @@ B, K = cfg.batch_size, cfg.query_number
 if "sim2_pos" in train:
     print(f"ICL target with the official normaliser, B = {B}, K = {K}: mean matched concept cosine "
           f"{0.75 * K / B:.3f}; sim2_pos went from {first['sim2_pos']:.3f} to {last['sim2_pos']:.3f}")
-print(f"logit scale s = {last['logit_scale']:.1f} (a random open_clip model starts at 1/0.07 = 14.3; the OpenAI "
-      "weights load 100, the clamp's upper limit, spec §1.5)")
+print(f"logit scale s = {last['logit_scale']:.1f} (a random open_clip model starts at 1/0.07 = 14.3, the shipped "
+      "stand-in at 40.6 from its pretraining; the OpenAI weights load 100, the clamp's upper limit, spec §1.5)")
 share = pd.DataFrame({f"step {int(first.step)}": first[terms[:-1]] / first["loss"],
                       f"step {int(last.step)}": last[terms[:-1]] / last["loss"]})
 share.style.format("{:.2e}")
@@ -385,8 +389,8 @@ exercises.check("lr", my_lr);
 #
 # Run this notebook again with more steps in a new run folder, e.g. `glscl-lite notebooks --out runs/nb-long --only
 # 06 07 -p max_steps=120 -p run_name=smoke_run_120` (a minute on a laptop). Predict first: will validation R@1 beat
-# chance (100 / number of validation videos) with a random-weight CLIP? Which loss term falls first? The cell prints
-# the command for this notebook's settings.
+# chance (100 / number of validation videos) clearly, or only as much as the 16-step run? Which loss term falls
+# first? The cell prints the command for this notebook's settings.
 
 # %%
 print("glscl-lite notebooks --out runs/nb-long --only 06 07 -p max_steps=120 -p run_name=smoke_run_120"

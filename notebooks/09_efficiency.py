@@ -22,7 +22,7 @@ run_dir = None                  # run to read or train; None: <work_dir>/<smoke_
 device = None                   # None: the config's (tiny: "cpu"; presets: "auto" = cuda if present); or "cuda:1"
 work_dir = "../runs"            # runs and caches shared by the series
 # this notebook
-backbone = None   # open_clip name; None: the config's ("glscl-tiny" when smoke, else ViT-B-32-quickgelu)
+backbone = None   # open_clip name; None: the config's ("glscl-synthetic" when smoke, else ViT-B-32-quickgelu)
 threads = 1       # torch threads while timing (the CI machine is a shared 2-core box)
 
 # %%
@@ -151,7 +151,7 @@ if backbone == "ViT-B-32-quickgelu":   # spec 13 / field notes 5, with random we
 print(f"after CLIP, one pair, {backbone}: {c['after_clip_per_pair']['flops'] / 1e9:.4g} GFLOPs "
       "(temporal + LIM video + LIM text + GIM + local score)")
 if backbone != "ViT-B-32-quickgelu":
-    print("  (the tiny model: not comparable with the paper; the ViT-B/32 count is in section 7)")
+    print("  (the small smoke model: not comparable with the paper; the ViT-B/32 count is in section 7)")
 else:
     print("  spec 13 measured 0.80 G for ViT-B/32 on the official modules; the paper says 1.0 G")
 
@@ -201,8 +201,8 @@ plt.show()
 #
 # `flops.head_latency` times one query (the head's text encoder + `score` against the whole cached gallery) for
 # each head. Galleries too big for memory are extrapolated linearly (hollow markers). `benchmarks/bench_latency.py`
-# runs the same function for the tiny and the ViT-B/32 head sizes and stores the result in
-# `benchmarks/results/latency_<machine>.json`.
+# runs the same function for the `glscl-tiny` head sizes (D = 64, as the smoke model's) and the ViT-B/32 ones and
+# stores the result in `benchmarks/results/latency_<machine>.json`.
 #
 # **How this agrees with notebook 11.** On an idle core the ViT-B/32-sized GLSCL head answers one query against 10k
 # cached videos in 44 ms, plus 39 ms for the CLIP text tower (`benchmarks/results/latency_*.json`); notebook 11's dense
@@ -237,13 +237,14 @@ for path in bench:
 # matching head, placed at the paper's R@1 (these heads were not trained on MSR-VTT here). The paper's numbers are for
 # ViT-B/32, so this comparison always uses a ViT-B/32 profile: the one made above when `backbone` is ViT-B/32, else the
 # committed `docs/results/profile_vit_b32.json` (written by `glscl-lite profile --backbone ViT-B-32-quickgelu`; FLOPs do
-# not depend on the weights, so it is the same count a live run would give). The tiny model's counts would sit
-# orders of magnitude to the left and compare nothing. The ratios are computed from that report.
+# not depend on the weights, so it is the same count a live run would give). The smoke model's counts (the 64-px
+# stand-in CLIP, D = 64: 0.035 GFLOPs after CLIP for one pair) would sit orders of magnitude to the left and compare
+# nothing. The ratios are computed from that report.
 
 # %%
 if report["backbone"] == "ViT-B-32-quickgelu":
     b32 = report
-else:   # smoke: the committed ViT-B/32 profile, never the tiny model, beside the paper's ViT-B/32 numbers
+else:   # smoke: the committed ViT-B/32 profile, never the small smoke model, beside the paper's ViT-B/32 numbers
     b32 = json.loads(Path("../docs/results/profile_vit_b32.json").read_text())
     assert b32["backbone"] == "ViT-B-32-quickgelu" and b32["dims"]["embed_dim"] == 512
 print("Fig. 1 and ratios from the profile of", b32["backbone"], "(committed)" if b32 is not report else "(made above)")

@@ -96,7 +96,7 @@ print("corpus:", corpus)
 # are off.
 
 # %%
-base = S.config()   # the tiny CPU config, or the chosen preset
+base = S.config()   # the CPU config (the smoke preset: stand-in CLIP), or the chosen preset
 tag = "smoke" if smoke else (preset or "tiny")
 feat_dir = out / f"features-{tag}"
 # decoded frames, then frozen-CLIP features with patch tokens (EERCF); both once, reused when present
@@ -196,8 +196,9 @@ full
 # * **Parameters** (the B/32 column above). GLCCL adds 2D² + 6L² ≈ 0.53 M (two D×D maps, six L×L attention
 #   matrices), EERCF D² + T² ≈ 0.26 M, GLSCL's LIM decoder ≈ 12.6 M; all four share the temporal transformer (12.6 M at
 #   B/32; the "temporal params" column is the model trained here).
-# * **Recall.** In smoke mode (tiny random CLIP, 20 steps, an 8-video test set) the recalls are noise; run with
-#   `smoke=False` (1,000 synthetic videos) or on MSR-VTT with pretrained CLIP for numbers that mean something.
+# * **Recall.** In smoke mode (the frozen stand-in CLIP, 20 steps of each head, an 8-video test set) the recalls are
+#   noise; run with `smoke=False` (1,000 synthetic videos) or on MSR-VTT with OpenAI's CLIP for numbers that mean
+#   something.
 
 # %% [markdown]
 # ## 4 · What CSC does
