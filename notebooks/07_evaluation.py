@@ -222,8 +222,8 @@ plt.show()
 # %% [markdown]
 # ## A trained model: what it retrieves, what counts as right, and hubs
 #
-# Everything above is notebook 06's run -- in smoke mode 16 steps of a tiny model, at chance level, as its figure
-# titles say. To see *learned* behaviour the rest of this part uses `S.inspection_model()`: without a `preset` or
+# Everything above is notebook 06's run -- in smoke mode 16 steps of a fresh head on the stand-in CLIP, tested on 8
+# videos: whatever it scores there is mostly noise, as its figure titles say. To see *learned* behaviour the rest of this part uses `S.inspection_model()`: without a `preset` or
 # `run_dir` that is the trained GLSCL shipped with the package (the stand-in CLIP this project pretrained on its
 # synthetic world, frozen, plus a GLSCL head trained on a 10,000-video synthetic corpus; `glscl_lite.model.shipped`).
 #

@@ -372,4 +372,4 @@ per_video = (12 * 512 + 12 * 12 + 8 * 512) * 2
 print(f"{per_video / 1024:.1f} KB per video, "
       f"{per_video * 1_000_000 / 1e9:.1f} GB for 1M videos")
 here = sum(p.stat().st_size for p in (index_dir / "glscl" / "rerank").glob("*.npy"))
-print(f"this index: {here / len(idx.video_ids) / 1024:.1f} KB per video at the tiny model's D")
+print(f"this index: {here / len(idx.video_ids) / 1024:.1f} KB per video at this model's width (D = 64 for the stand-in)")
