@@ -19,7 +19,7 @@
 # | 05 | the losses: InfoNCE, ICL, IDL |
 # | 06 | training |
 # | 07 | evaluation |
-# | 08 | ablations: ICL/IDL, number of queries, sharing, the ICL normaliser |
+# | 08 | ablations with statistical power: the gallery (ICL/IDL, K, τ, sharing, related heads), probes, the ICL normaliser |
 # | 09 | efficiency: FLOPs per component, cost against gallery size, Figure 1 redrawn |
 # | 10 | related methods: GLCCL and EERCF on the same trunk |
 # | 11 | search at scale: a FAISS index and two-stage retrieval |
