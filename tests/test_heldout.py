@@ -1,0 +1,59 @@
+"""The held-out gallery's helpers: hubness statistics, free-text query claims, caption truth, and the
+shipped model exported as a run folder."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from glscl_lite import heldout
+from glscl_lite.data.caption_truth import scene_facts
+
+
+def test_k_occurrence_counts_top_k_per_gallery_item():
+    sim = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.1], [0.2, 0.1, 0.3], [0.5, 0.6, 0.4]])
+    assert heldout.k_occurrence(sim, 1).tolist() == [2, 1, 1]
+    assert heldout.k_occurrence(sim, 2).tolist() == [4, 3, 1]
+    assert heldout.k_occurrence(sim, 5).sum() == 4 * 3          # k capped at the gallery size
+
+
+def test_skewness_sign_and_degenerate_case():
+    assert heldout.skewness([1, 1, 1, 1, 10]) > 1               # one hub: right skew
+    assert heldout.skewness([0, 9, 9, 9, 9]) < -1
+    assert heldout.skewness([3, 3, 3]) == 0.0
+    x = np.random.default_rng(0).normal(size=20000)
+    assert abs(heldout.skewness(x)) < 0.05
+
+
+def test_query_meaning_reads_colour_shape_synonym_and_motion():
+    meaning, unread = heldout.query_meaning("a red ball rolls left")
+    assert set(meaning.claims) == {("colour", 0, "red"), ("shape", 0, "circle"),   # "ball" = circle
+                                   ("motion_in", 0, frozenset({"left"}))}
+    assert unread == ["rolls"]                                   # the verb alone makes no claim
+    meaning, unread = heldout.query_meaning("a big green star spinning on a grass background")
+    assert set(meaning.claims) == {("size", 0, "large"), ("colour", 0, "green"), ("shape", 0, "star"),
+                                   ("motion_in", 0, frozenset({"spin"})), ("bg_kind", "grass")}
+    assert unread == []
+
+
+def test_captions_are_true_of_their_own_video_and_the_shipped_run_exports(tmp_path):
+    corpus = heldout.heldout_corpus(tmp_path, 16)
+    assert json.loads((corpus / "MSRVTT_data.json").read_text())["info"]["generator"]["seed"] == heldout.HELDOUT_SEED
+    scenes = heldout.corpus_scenes(corpus)
+    ids = sorted(scenes)[:6]
+    meanings = heldout.caption_meanings(corpus, ids)
+    facts = [scene_facts(scenes[v]) for v in ids]
+    for j, v in enumerate(ids):      # every annotated caption is true of its own video
+        truth = heldout.truth_matrix(meanings[v], facts)
+        assert truth.shape == (len(meanings[v]), len(ids)) and truth[:, j].all(), v
+        assert all(heldout.failed_claims(m, facts[j]) == [] for m in meanings[v])
+    run = heldout.export_shipped_run(tmp_path / "shipped_run", corpus)
+    from glscl_lite import runs
+
+    assert runs.is_finished(run) and runs.run_config(run).anno_path == str(corpus)
+    with pytest.raises(ValueError, match="not a synthetic corpus"):
+        (tmp_path / "real").mkdir()
+        (tmp_path / "real" / "MSRVTT_data.json").write_text(json.dumps({"info": {}, "videos": []}))
+        heldout.corpus_scenes(tmp_path / "real")
