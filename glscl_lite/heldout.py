@@ -27,8 +27,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from glscl_lite.data import synthetic as syn
-from glscl_lite.data.caption_truth import (PAIR_CLAIMS, SLOT_CLAIMS, CaptionMeaning, SceneFacts, _global_ok,
-                                           _slot_ok, caption_true_of, traced_captions)
+from glscl_lite.data.caption_truth import (CaptionMeaning, SceneFacts, caption_true_of, claim_check,  # noqa: F401
+                                           failed_claims, traced_captions)
 from glscl_lite.utils import PathLike
 
 __all__ = ["HELDOUT_SEED", "heldout_corpus", "corpus_scenes", "caption_meanings", "truth_matrix",
@@ -93,46 +93,6 @@ def truth_matrix(meanings: Sequence[CaptionMeaning], facts: Sequence[SceneFacts]
     """``[captions, videos]`` bool: caption i is true of video j."""
     return np.array([[caption_true_of(m, f) for f in facts] for m in meanings], dtype=bool).reshape(
         len(meanings), len(facts))
-
-
-def failed_claims(meaning: CaptionMeaning, facts: SceneFacts) -> list[str]:
-    """Names of the claims of ``meaning`` that no object of the scene meets on its own (a missed colour,
-    shape, motion ...); ``["binding/order"]`` when each holds alone but no one-to-one assignment meets
-    them all; ``[]`` when the caption is true of the scene."""
-    if caption_true_of(meaning, facts):
-        return []
-    bad = []
-    slots: dict[int, list] = {}
-    for c in meaning.claims:
-        if c[0] in SLOT_CLAIMS:
-            slots.setdefault(c[1], []).append(c)
-        elif c[0] not in PAIR_CLAIMS and not _global_ok(c, facts):
-            bad.append({"bg_kind": "background", "bg_colour": "background colour", "count": "number of objects"
-                        }.get(c[0], c[0]))
-    for claims in slots.values():
-        for c in claims:
-            if not any(_slot_ok(c[0], c[2], o) for o in facts.objects):
-                bad.append({"motion_in": "motion"}.get(c[0], c[0]))
-    if not bad and len(slots) > len(facts.objects):
-        bad.append("number of objects")
-    return list(dict.fromkeys(bad)) or ["binding/order"]
-
-
-_CLAIM_NAMES = {"bg_kind": "background", "bg_colour": "background colour", "count": "number of objects",
-                "motion_in": "motion"}
-
-
-def claim_check(meaning: CaptionMeaning, facts: SceneFacts) -> dict[str, bool]:
-    """Each one-object or global claim of ``meaning`` (by name: colour, shape, motion, background ...):
-    does some object of the scene (or the scene) meet it on its own?"""
-    out: dict[str, bool] = {}
-    for c in meaning.claims:
-        if c[0] in PAIR_CLAIMS:
-            continue
-        ok = any(_slot_ok(c[0], c[2], o) for o in facts.objects) if c[0] in SLOT_CLAIMS else _global_ok(c, facts)
-        name = _CLAIM_NAMES.get(c[0], c[0])
-        out[name] = out.get(name, True) and ok
-    return out
 
 
 # ------------------------------------------------------------------------------- free-text queries

@@ -177,10 +177,9 @@ plt.show()
 
 # %%
 last = train[train.step > train.step.max() * 0.75]   # the last quarter of training, all seeds
-k_of = {"K1": 1, "K2": 2, "K4": 4, "default": 8, "K16": 16}
 rows = [{"setting": s, "K": k, "official target 0.75·K/B": round(0.75 * k / B, 3),
          "sim2_pos (last quarter)": round(last.loc[last.setting == s, "sim2_pos"].mean(), 3)}
-        for s, k in k_of.items() if s in set(last.setting)]
+        for s, k in plots.GALLERY_K.items() if s in set(last.setting)]
 rows += [{"setting": s, "K": K, "official target 0.75·K/B": None,
           "sim2_pos (last quarter)": round(last.loc[last.setting == s, "sim2_pos"].mean(), 3)}
          for s in ("icl_batch", "no_icl") if s in set(last.setting)]

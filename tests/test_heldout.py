@@ -49,6 +49,13 @@ def test_captions_are_true_of_their_own_video_and_the_shipped_run_exports(tmp_pa
         truth = heldout.truth_matrix(meanings[v], facts)
         assert truth.shape == (len(meanings[v]), len(ids)) and truth[:, j].all(), v
         assert all(heldout.failed_claims(m, facts[j]) == [] for m in meanings[v])
+    false_pairs = [(m, facts[j]) for i, v in enumerate(ids) for m in meanings[v] for j in range(len(ids))
+                   if j != i and not heldout.truth_matrix([m], [facts[j]])[0, 0]]
+    assert false_pairs
+    for m, f in false_pairs:        # a false caption always gets a reason, and each named claim really fails
+        why = heldout.failed_claims(m, f)
+        checks = heldout.claim_check(m, f)
+        assert why and all(w in ("binding/order", "number of objects") or checks[w] is False for w in why)
     run = heldout.export_shipped_run(tmp_path / "shipped_run", corpus)
     from glscl_lite import runs
 

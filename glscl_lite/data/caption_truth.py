@@ -34,7 +34,7 @@ import numpy as np
 from glscl_lite.data import synthetic as syn
 from glscl_lite.data.synthetic import Caption, Event, Scene
 
-__all__ = ["Claim", "CaptionMeaning", "traced_captions", "caption_true_of", "scene_facts",
+__all__ = ["Claim", "CaptionMeaning", "traced_captions", "caption_true_of", "claim_check", "failed_claims", "scene_facts",
            "ObjectFacts", "SceneFacts", "count_true", "oracle_recall"]
 
 Claim = tuple
@@ -422,3 +422,34 @@ def oracle_recall(n_true: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> dict
     out = {f"R{k}": round(float(100.0 * np.mean(np.minimum(1.0, k / n))), 3) for k in ks}
     out.update(mean_n_true=round(float(n.mean()), 3), unique=round(float(100.0 * np.mean(n == 1)), 3))
     return out
+
+
+# ------------------------------------------------------------------------- why a caption is false
+_CLAIM_NAMES = {"bg_kind": "background", "bg_colour": "background colour", "count": "number of objects",
+                "motion_in": "motion"}
+
+
+def claim_check(meaning: CaptionMeaning, facts: SceneFacts) -> dict[str, bool]:
+    """Each one-object or global claim of ``meaning`` (by name: colour, shape, motion, background ...):
+    does some object of the scene (or the scene) meet it on its own?  Pair claims are not listed."""
+    out: dict[str, bool] = {}
+    for c in meaning.claims:
+        if c[0] in PAIR_CLAIMS:
+            continue
+        ok = any(_slot_ok(c[0], c[2], o) for o in facts.objects) if c[0] in SLOT_CLAIMS else _global_ok(c, facts)
+        name = _CLAIM_NAMES.get(c[0], c[0])
+        out[name] = out.get(name, True) and ok
+    return out
+
+
+def failed_claims(meaning: CaptionMeaning, facts: SceneFacts) -> list[str]:
+    """Names of the claims of ``meaning`` that no object of the scene meets on its own (a missed colour,
+    shape, motion ...); ``["number of objects"]`` when each holds but the caption names more objects
+    than the scene has; ``["binding/order"]`` when each holds alone but no one-to-one assignment meets
+    them all; ``[]`` when the caption is true of the scene."""
+    if caption_true_of(meaning, facts):
+        return []
+    bad = [name for name, ok in claim_check(meaning, facts).items() if not ok]
+    if not bad and len({c[1] for c in meaning.claims if c[0] in SLOT_CLAIMS}) > len(facts.objects):
+        bad.append("number of objects")
+    return bad or ["binding/order"]

@@ -51,9 +51,9 @@ def head_record(weights: Optional[PathLike] = None) -> dict[str, Any]:
     return json.loads(record.read_text())
 
 
-def trained_keys(name: str, frozen_backbone: bool) -> bool:
-    """Is parameter/buffer ``name`` part of what a frozen-backbone run trained (head, temporal, logit scale)?"""
-    return not name.startswith(_BACKBONE) or name == _LOGIT_SCALE or not frozen_backbone
+def _trained(name: str) -> bool:
+    """Is parameter/buffer ``name`` part of what a frozen-backbone run trains (head, temporal, logit scale)?"""
+    return not name.startswith(_BACKBONE) or name == _LOGIT_SCALE
 
 
 def _generator(anno_path: str) -> Optional[dict[str, Any]]:
@@ -87,7 +87,7 @@ def export_head(run_dir: PathLike, dest: Optional[PathLike] = None, command: str
                         f"freeze_backbone={cfg.freeze_backbone}")
     model, _, _ = load_run_model(run_dir, device="cpu")
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()
-             if trained_keys(k, frozen_backbone=True)}
+             if _trained(k)}
     dest = Path(dest) if dest is not None else SHIPPED_HEAD
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
@@ -144,7 +144,7 @@ def load_shipped_glscl(weights: Optional[PathLike] = None, **overrides: Any):
     model = RetrievalModel(cfg)
     state = torch.load(path, map_location="cpu", weights_only=True)
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    missing = [k for k in missing if trained_keys(k, frozen_backbone=True)]
+    missing = [k for k in missing if _trained(k)]
     if missing or unexpected:
         raise UserError(f"{path}: does not fit the model of its record (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")
