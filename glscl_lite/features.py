@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from glscl_lite.config import FEATURE_CACHE_KEYS, Config
 from glscl_lite.data.msrvtt import Caption, load_annotations
 from glscl_lite.errors import DataError, UserError
-from glscl_lite.utils import PathLike, resolve_device, seed_everything
+from glscl_lite.utils import PathLike, resolve_device, seed_everything, use_bf16
 
 MATCH_KEYS = FEATURE_CACHE_KEYS  # defined in glscl_lite.config
 
@@ -213,7 +213,8 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
     seed_everything(cfg.seed)  # random-init backbones: the same weights the trainer will build
     backbone = CLIPBackbone(cfg.base_encoder, cfg.pretrained, cfg.text_mask).to(dev).eval()
     D, T, L = backbone.embed_dim, cfg.max_frames, cfg.max_words
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    bf16 = use_bf16(cfg, dev)  # cfg.precision decides, as in training and evaluation
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
     out = Path(out)
     from glscl_lite import storage
 
@@ -269,7 +270,7 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
         (tmp / "captions.json").write_text(json.dumps([[c.video_id, c.caption] for c in captions]))
         meta = {k: getattr(cfg, k) for k in MATCH_KEYS}
         meta.update(backbone_checksum=backbone_checksum(backbone), image_size=backbone.image_size, dim=D, n_videos=len(video_ids), n_captions=len(captions),
-                    anno_path=str(cfg.anno_path), seconds=round(time.time() - t0, 2), device=str(dev),
+                    bf16=bf16, anno_path=str(cfg.anno_path), seconds=round(time.time() - t0, 2), device=str(dev),
                     provenance=fingerprint)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -168,12 +169,18 @@ def export_shipped_run(run_dir: PathLike, corpus_dir: PathLike, frame_cache: Opt
     metrics and ``"shipped"`` = the record).  Reused when it holds the same weights and corpus."""
 
     from glscl_lite import runs
-    from glscl_lite.model.shipped import load_shipped_glscl
+    from glscl_lite.model.shipped import load_shipped_glscl, training_overlap
     from glscl_lite.utils import write_json_atomic
 
     run_dir, corpus_dir = Path(run_dir), Path(corpus_dir)
     model, cfg, record = load_shipped_glscl(anno_path=str(corpus_dir), video_path=str(corpus_dir / "videos"),
                                             frame_cache=str(frame_cache) if frame_cache else None)
+    seen = training_overlap(record, corpus_dir)
+    if seen:
+        warnings.warn(f"{corpus_dir}: {len(seen)} of its test videos ({', '.join(seen[:3])}, ...) share their "
+                      "scenes with the shipped head's training videos (same generator seed): its metrics "
+                      f"there are not held-out; use a corpus of another seed (heldout_corpus, seed {HELDOUT_SEED})",
+                      stacklevel=2)
     old = runs.read_results(run_dir) if runs.config_path(run_dir).is_file() else None
     if old is not None and old.get("shipped", {}).get("sha256") == record["sha256"] and \
             runs.run_config(run_dir) == cfg and runs.checkpoint_path(run_dir).is_file():

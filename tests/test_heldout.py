@@ -64,3 +64,20 @@ def test_captions_are_true_of_their_own_video_and_the_shipped_run_exports(tmp_pa
         (tmp_path / "real").mkdir()
         (tmp_path / "real" / "MSRVTT_data.json").write_text(json.dumps({"info": {}, "videos": []}))
         heldout.corpus_scenes(tmp_path / "real")
+
+
+def test_training_overlap_flags_a_corpus_of_the_heads_seed_only(corpus, tmp_path):
+    from glscl_lite.data import synthetic as syn
+    from glscl_lite.model.shipped import head_record, training_overlap
+
+    record = head_record()
+    generator = record["corpus_generator"]
+    trained = set(syn._split_plan(generator["n_videos"], generator["seed"])["9k"])
+    assert json.loads((corpus / "MSRVTT_data.json").read_text())["info"]["generator"]["seed"] == generator["seed"]
+    seen = training_overlap(record, corpus)                  # the test fixture: seed 0, like the head's corpus
+    assert seen and all(int(v[len("video"):]) in trained for v in seen)
+    with pytest.warns(UserWarning, match="share their scenes"):
+        heldout.export_shipped_run(tmp_path / "leaky_run", corpus)
+    other = heldout.heldout_corpus(tmp_path / "held", 16)     # seed 1: nothing shared
+    assert training_overlap(record, other) == []
+    assert training_overlap({**record, "corpus_generator": None}, corpus) == []

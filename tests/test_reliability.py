@@ -14,7 +14,7 @@ import pytest
 
 from glscl_lite import runs, storage
 from glscl_lite.cli import main as cli_main
-from glscl_lite.config import ConfigError, check_runnable, load_config
+from glscl_lite.config import Config, ConfigError, check_runnable, load_config
 from glscl_lite.errors import UserError
 from glscl_lite.train import train
 
@@ -391,6 +391,7 @@ def test_feature_cache_refuses_edited_annotations(tmp_path, smoke_overrides):
 
     cfg = load_config("smoke", smoke_overrides + ["freeze_backbone=True"])
     build_feature_cache(cfg, tmp_path / "feats", progress=False)
+    assert json.loads((tmp_path / "feats" / "meta.json").read_text())["bf16"] is False  # CPU: fp32 whatever precision says
     cache = FeatureCache(tmp_path / "feats")
     cache.check_provenance(cfg)
     anno = cfg.resolve("MSRVTT_data.json")
@@ -460,3 +461,14 @@ def test_a_run_decoding_videos_on_the_fly_records_the_video_folder(tiny, tmp_pat
     finally:
         os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert runs.finished(run, cfg) is None
+
+
+def test_one_bf16_decision_for_training_evaluation_and_feature_caches():
+    import torch
+
+    from glscl_lite.utils import use_bf16
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert use_bf16(Config(precision="auto"), cuda) and use_bf16(Config(precision="bf16"), cuda)
+    assert not use_bf16(Config(precision="fp32"), cuda)          # a feature cache on a GPU honours fp32 too
+    assert not any(use_bf16(Config(precision=p), cpu) for p in ("auto", "fp32", "bf16"))

@@ -25,7 +25,7 @@ from glscl_lite.errors import UserError
 from glscl_lite.model.standin import SYNTHETIC, WEIGHTS_DIR, shipped_record
 from glscl_lite.utils import PathLike
 
-__all__ = ["SHIPPED_HEAD", "head_record", "export_head", "load_shipped_glscl", "shipped_label"]
+__all__ = ["SHIPPED_HEAD", "head_record", "export_head", "load_shipped_glscl", "shipped_label", "training_overlap"]
 
 SHIPPED_HEAD = WEIGHTS_DIR / "glscl-synthetic-head.fp16.pt"
 """The trained head's weights; its record is the same name with ``.json``."""
@@ -62,6 +62,31 @@ def _generator(anno_path: str) -> Optional[dict[str, Any]]:
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get("info", {}).get("generator")
+
+
+_SAME_WORLD = ("name", "version", "seed", "size", "fps")
+
+
+def training_overlap(record: dict[str, Any], anno_path: PathLike) -> list[str]:
+    """Test videos of the corpus at ``anno_path`` whose video ids the head of ``record`` trained on.
+
+    The generator draws video ``i``'s scene from ``(seed, i)`` alone (a hard-negative copy aside),
+    so two synthetic corpora of one seed, size and fps share scenes by video id: a seed-0 corpus's
+    test videos are mostly scenes the shipped head (trained on the seed-0 10,000-video corpus) has
+    seen.  Empty for another seed, another generator version or real MSR-VTT.
+    """
+    import csv
+
+    from glscl_lite.data import synthetic as syn
+
+    mine, theirs = record.get("corpus_generator"), _generator(str(anno_path))
+    if not mine or not theirs or any(mine.get(k) != theirs.get(k) for k in _SAME_WORLD):
+        return []
+    trained = set(syn._split_plan(int(mine["n_videos"]), int(mine["seed"]))["9k"])
+    test_csv = Path(anno_path) / "MSRVTT_JSFUSION_test.csv"
+    with test_csv.open(newline="") as f:
+        ids = sorted({row["video_id"] for row in csv.DictReader(f)}, key=lambda v: int(v[len("video"):]))
+    return [v for v in ids if int(v[len("video"):]) in trained]
 
 
 def export_head(run_dir: PathLike, dest: Optional[PathLike] = None, command: str = "", trained_by: str = "") -> Path:
