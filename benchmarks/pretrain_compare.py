@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-import open_clip
 import pandas as pd
 import torch
 
+from glscl_lite.model.conv_stem import add_config_dir, model_config
 from glscl_lite.pretrain import PretrainSettings, build_model, pretrain, read_log
 from glscl_lite.zeroshot import evaluate_clip
 
@@ -34,10 +34,10 @@ def candidate_row(s: PretrainSettings, out: Path, frames: int) -> dict:
     else:
         ev = evaluate_clip(model, n_frames=frames)
         cached.write_text(json.dumps(ev))
-    cfg = open_clip.get_model_config(s.model)
+    cfg = model_config(s.model)
     steps, cpu = int(state["step"]), float(state["cpu_seconds"])
     row = {"config": s.model, "image_size": cfg["vision_cfg"]["image_size"],
-           "patch": cfg["vision_cfg"]["patch_size"], "vision_width": cfg["vision_cfg"]["width"],
+           "patch": cfg["vision_cfg"]["patch_size"], "conv_stem": bool(cfg.get("conv_stem")), "vision_width": cfg["vision_cfg"]["width"],
            "vision_layers": cfg["vision_cfg"]["layers"], "text_width": cfg["text_cfg"]["width"],
            "text_layers": cfg["text_cfg"]["layers"],
            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="candidate names (default: all)")
     ap.add_argument("--report-only", action="store_true", help="no training: table of the candidates trained so far")
     args = ap.parse_args()
-    open_clip.add_model_config(CONFIGS)
+    add_config_dir(CONFIGS)
     names = args.only or sorted(p.stem for p in CONFIGS.glob("*.json"))
     rows = []
     for name in names:

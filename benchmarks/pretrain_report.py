@@ -1,10 +1,11 @@
 """Copy a finished stand-in pretraining into the package and document it under docs/results/pretrain/.
 
-    python benchmarks/pretrain_report.py --run runs/pretrain-standin [--ship]
+    python benchmarks/pretrain_report.py --run runs/pretrain-standin [--docs DIR] [--ship]
 
-Writes ``docs/results/pretrain/{metrics.jsonl, zeroshot.json, settings.json, loss.png}`` (the log,
-the zero-shot report, what it was built from, the loss curve) and, with ``--ship``, copies the
-fp16 weights and their record to ``glscl_lite/model/weights/glscl-synthetic.{fp16.pt,json}``.
+Writes ``DIR/{metrics.jsonl, zeroshot.json, settings.json, loss.png}`` (the log, the zero-shot
+report, what it was built from, the loss curve; default ``docs/results/pretrain``) and, with
+``--ship``, copies the fp16 weights and their record into the package as the stand-in of the run's
+model config: ``glscl_lite/model/weights/MODEL.{fp16.pt,json}``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from glscl_lite.model.standin import SHIPPED  # noqa: E402
+from glscl_lite.model.standin import shipped_weights  # noqa: E402
 from glscl_lite.pretrain import read_log  # noqa: E402
 from glscl_lite.provenance import file_sha256  # noqa: E402
 
@@ -29,14 +30,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--ship", action="store_true", help="copy the weights into the package")
+    ap.add_argument("--docs", type=Path, default=DOCS, help="where the log, report and figure go")
     args = ap.parse_args()
+    docs = args.docs
     record = json.loads((args.run / "weights.json").read_text())
     if record["sha256"] != file_sha256(args.run / "weights.fp16.pt")["sha256"]:
         raise SystemExit(f"{args.run}/weights.fp16.pt does not match its record; re-export it")
-    DOCS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.run / "metrics.jsonl", DOCS / "metrics.jsonl")
-    shutil.copy(args.run / "zeroshot.json", DOCS / "zeroshot.json")
-    (DOCS / "settings.json").write_text(json.dumps({k: record[k] for k in ("settings", "model_config", "provenance",
+    docs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.run / "metrics.jsonl", docs / "metrics.jsonl")
+    shutil.copy(args.run / "zeroshot.json", docs / "zeroshot.json")
+    (docs / "settings.json").write_text(json.dumps({k: record[k] for k in ("settings", "model_config", "provenance",
                                                                           "open_clip", "torch", "steps_done",
                                                                           "cpu_seconds", "sha256")}, indent=2) + "\n")
     log = read_log(args.run)
@@ -47,12 +50,13 @@ def main() -> None:
     ax.set_yscale("log")
     ax.set_title(f"stand-in CLIP pretraining ({record['settings']['model']})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(DOCS / "loss.png", dpi=120)
+    fig.savefig(docs / "loss.png", dpi=120)
     if args.ship:
-        SHIPPED.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(args.run / "weights.fp16.pt", SHIPPED)
-        shutil.copy(args.run / "weights.json", SHIPPED.with_suffix("").with_suffix(".json"))
-        print(f"shipped {SHIPPED} (sha256 {record['sha256'][:16]}...)")
+        shipped = shipped_weights(record["settings"]["model"])
+        shipped.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(args.run / "weights.fp16.pt", shipped)
+        shutil.copy(args.run / "weights.json", shipped.with_suffix("").with_suffix(".json"))
+        print(f"shipped {shipped} (sha256 {record['sha256'][:16]}...)")
     print(json.dumps(record.get("zeroshot", {}).get("zero_shot", {})))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from glscl_lite.data.frame_world import zero_shot_frames
-from glscl_lite.model.standin import load_standin, shipped_record
+from glscl_lite.model.standin import DEFAULT_MODEL, load_standin, shipped_record
 from glscl_lite.utils import machine_name, write_json_atomic
 from glscl_lite.zeroshot import _encode_images, _image_size
 
@@ -58,16 +58,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=3000, help="labelled probe-training frames (seed 1)")
     ap.add_argument("--test", type=int, default=1000, help="test frames (the zero-shot frames, seed 0)")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="the shipped stand-in of this model config")
     ap.add_argument("--json", default="docs/results/pretrain/linear_probe.json")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.time()
-    standin = load_standin()
+    standin, record = load_standin(model=args.model), shipped_record(model=args.model)
     size = _image_size(standin)
     train, test = zero_shot_frames(args.train, size, seed=1), zero_shot_frames(args.test, size, seed=0)
-    import open_clip
+    from glscl_lite.model.backbone import random_clip
 
-    random_model = open_clip.create_model(shipped_record()["settings"]["model"], pretrained=None).eval()
+    torch.manual_seed(0)
+    random_model = random_clip(args.model).eval()
     rows = {}
     for name, model in (("stand-in", standin), ("random weights", random_model)):
         with torch.no_grad():
@@ -75,11 +77,11 @@ def main() -> int:
             x_test = _encode_images(model, torch.from_numpy(np.stack([f.image for f in test])))
         rows[name] = {a: round(linear_probe(x_train, np.array(labels(train, a)), x_test, np.array(labels(test, a))), 1)
                       for a in ATTRIBUTES}
-    zero_shot = json.loads(Path("docs/results/pretrain/zeroshot.json").read_text()).get("zero_shot", {})
+    zero_shot = record.get("zeroshot", {}).get("zero_shot", {})
     result = {"linear_probe": rows, "zero_shot_of_the_stand_in": zero_shot,
               "frames": {"train": args.train, "test": args.test, "train_seed": 1, "test_seed": 0},
               "features": "normalised image embedding (encode_image, 64-d)",
-              "standin_sha256": shipped_record()["sha256"], "machine": machine_name(),
+              "model": args.model, "standin_sha256": record["sha256"], "machine": machine_name(),
               "seconds": round(time.time() - t0, 1)}
     print(f"{'':16}" + "".join(f"{a:>12}" for a in ATTRIBUTES))
     for name, r in rows.items():

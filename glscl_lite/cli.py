@@ -171,11 +171,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> int:
+    from glscl_lite.errors import UserError
     from glscl_lite.model.standin import load_standin
     from glscl_lite.utils import write_json_atomic
     from glscl_lite.zeroshot import evaluate_clip
 
-    model = load_standin(args.weights)
+    if args.weights and args.model:
+        raise UserError("zeroshot: give --weights (a file or pretraining folder) or --model (a shipped stand-in), not both")
+    model = load_standin(args.weights, model=args.model)
     report = evaluate_clip(model, n_frames=args.frames, seed=args.seed)
     if args.json:
         write_json_atomic(args.json, report)
@@ -371,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     zs = sub.add_parser("zeroshot", help="zero-shot colour/shape/size/background and frame-caption R@1 of a stand-in CLIP")
     zs.add_argument("--weights", default=None,
                     help="weights file (.pt with its .json) or pretraining folder (default: the shipped stand-in)")
+    zs.add_argument("--model", default=None,
+                    help="the shipped stand-in of this model config (default glscl-synthetic; also glscl-synthetic-hybrid)")
     zs.add_argument("--seed", type=int, default=0, help="held-out frame stream")
     zs.add_argument("--frames", type=int, default=1000)
     zs.add_argument("--json", type=Path, default=None)

@@ -36,6 +36,7 @@ from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import images_to_input
 from glscl_lite.errors import UserError
 from glscl_lite.model.backbone import create_clip
+from glscl_lite.model.conv_stem import model_config
 from glscl_lite.utils import PathLike, atomic_path, ensure_writable_dir, write_json_atomic
 
 __all__ = ["PretrainSettings", "FrameCaptionBatches", "pretrain", "export_weights", "finish_pretraining",
@@ -169,7 +170,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     out = Path(out)
     settings_path, ckpt = out / "settings.json", out / "checkpoints" / "last.pt"
     model = build_model(settings)  # an unknown model name fails here, before anything is written
-    model_cfg = open_clip.get_model_config(settings.model)
+    model_cfg = model_config(settings.model)  # open_clip's config plus its conv stem
     built_from = provenance.fingerprint(settings=asdict(settings), model_config=model_cfg,
                                         frame_world={"version": FRAME_WORLD_VERSION})
     if settings_path.exists():

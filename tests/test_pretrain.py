@@ -156,14 +156,22 @@ def test_short_pretraining_lifts_zero_shot_accuracy_well_above_chance(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- shipped stand-in
-def test_shipped_weights_load_offline_and_reach_their_recorded_accuracy():
+def test_every_shipped_standin_is_found_by_its_model_name():
+    from glscl_lite.model.standin import DEFAULT_MODEL, shipped_models
+
+    assert DEFAULT_MODEL in shipped_models()
+    assert "glscl-synthetic-head" not in shipped_models()        # the trained GLSCL head is not a stand-in
+
+
+@pytest.mark.parametrize("name", __import__("glscl_lite.model.standin", fromlist=["x"]).shipped_models())
+def test_shipped_weights_load_offline_and_reach_their_recorded_accuracy(name):
     """Fresh frames (seed 1; the record used seed 0): every attribute within 4 binomial standard
     errors of its recorded accuracy, and at the issue's goals' order of magnitude."""
     from glscl_lite.model.standin import load_standin, shipped_record
     from glscl_lite.zeroshot import zero_shot
 
-    record = shipped_record()
-    model = load_standin()
+    record = shipped_record(model=name)
+    model = load_standin(model=name)
     n = 300
     fresh = zero_shot(model, n_frames=n, seed=1)
     for attr, acc in record["zeroshot"]["zero_shot"].items():
@@ -173,7 +181,7 @@ def test_shipped_weights_load_offline_and_reach_their_recorded_accuracy():
 
 def test_shipped_weights_with_a_wrong_hash_or_model_are_refused(tmp_path):
     from glscl_lite.model.backbone import create_clip
-    from glscl_lite.model.standin import load_standin, shipped_record, standin_files
+    from glscl_lite.model.standin import load_into, load_standin, standin_files
 
     path, record = standin_files()
     shutil.copy(path, tmp_path / "w.fp16.pt")
@@ -183,9 +191,10 @@ def test_shipped_weights_with_a_wrong_hash_or_model_are_refused(tmp_path):
         f.write(b"0123456789")
     with pytest.raises(UserError, match="sha256"):
         load_standin(tmp_path / "w.fp16.pt")
-    with pytest.raises(UserError, match="stand-in CLIP for base_encoder"):
-        create_clip("glscl-tiny" if shipped_record()["settings"]["model"] != "glscl-tiny" else "ViT-B-32-quickgelu",
-                    "synthetic")
+    with pytest.raises(UserError, match="ships no stand-in weights for base_encoder='glscl-tiny'"):
+        create_clip("glscl-tiny", "synthetic")
+    with pytest.raises(UserError, match="stand-in CLIP for base_encoder='glscl-synthetic'"):  # a folder made for another model
+        load_into(create_clip("glscl-tiny", None), path, "glscl-tiny")
     with pytest.raises(UserError, match="not found"):
         load_standin(tmp_path / "missing.pt")
 

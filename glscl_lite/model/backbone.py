@@ -49,7 +49,9 @@ def register_configs() -> None:
     if not _registered:
         import open_clip
 
-        open_clip.add_model_config(CONFIG_DIR)
+        from glscl_lite.model.conv_stem import add_config_dir
+
+        add_config_dir(CONFIG_DIR)  # open_clip's add_model_config, plus the configs' conv stems
         logging.getLogger().addFilter(_RandomInitNotice())
         _registered = True
 
@@ -101,6 +103,17 @@ OFFLINE_HELP = (
 )
 
 
+def random_clip(name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """A randomly initialised open_clip model of config ``name``, with its conv stem if it has one
+    (:mod:`glscl_lite.model.conv_stem`).  Every model without downloaded weights is built here."""
+    import open_clip
+
+    from glscl_lite.model.conv_stem import apply_stem
+
+    register_configs()
+    return apply_stem(open_clip.create_model(name, pretrained=None, device=device), name)
+
+
 def create_clip(name: str, pretrained: Optional[str], device: str | torch.device = "cpu") -> nn.Module:
     """Build an open_clip CLIP model; fail fast with a helpful message when weights are unreachable."""
     import open_clip
@@ -109,7 +122,7 @@ def create_clip(name: str, pretrained: Optional[str], device: str | torch.device
     if name not in open_clip.list_models():
         raise UserError(f"unknown open_clip model {name!r}; e.g. ViT-B-32-quickgelu, ViT-B-16-quickgelu, {TINY}")
     if pretrained and Path(pretrained).expanduser().is_file():  # a local file: OpenAI's .pt or a state dict
-        model = open_clip.create_model(name, pretrained=None, device="cpu")
+        model = random_clip(name)
         return load_weights_file(model, Path(pretrained).expanduser(), name).to(device)
     if name.startswith("ViT-B-32") and "quickgelu" not in name and pretrained == "openai":
         # field notes 3.4: open_clip 3.x builds nn.GELU for 'ViT-B-32' + openai and only warns.
@@ -118,13 +131,14 @@ def create_clip(name: str, pretrained: Optional[str], device: str | torch.device
     if pretrained == "synthetic":  # the project's own stand-in, shipped in the package (no network)
         from glscl_lite.model.standin import load_into
 
-        model = open_clip.create_model(name, pretrained=None, device=device)
-        return load_into(model, None, name)
+        return load_into(random_clip(name, device), None, name)
     if pretrained and not Path(pretrained).exists():
         if not weights_cached(name, pretrained) and not hub_reachable():
             raise OfflineError(OFFLINE_HELP.format(name=name, tag=pretrained))
+    if not pretrained:
+        return random_clip(name, device)
     try:
-        model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
+        model = open_clip.create_model(name, pretrained=pretrained, device=device)
     except RuntimeError as exc:
         if "Failed to download" in str(exc):
             raise OfflineError(OFFLINE_HELP.format(name=name, tag=pretrained)) from None
@@ -226,7 +240,7 @@ class CLIPBackbone(nn.Module):
         self.name = name
         self.text_mask = text_mask
         self.clip = create_clip(name, pretrained)
-        self.clip.visual.conv1.weight.requires_grad_(False)  # frozen patch embedding (official)
+        self.clip.visual.conv1.requires_grad_(False)  # frozen patch embedding (official); a conv stem is one
         self.clip.attn_mask = None  # built per batch below
 
     # -- sizes -------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def export_head(run_dir: PathLike, dest: Optional[PathLike] = None, command: str
     record = {
         "weights": dest.name,
         "sha256": provenance.file_sha256(dest)["sha256"],
-        "standin_sha256": shipped_record()["sha256"],
+        "standin_sha256": shipped_record(model=cfg.base_encoder)["sha256"],
         "settings": settings,
         "source_run": str(run_dir),
         "corpus": cfg.anno_path,
@@ -153,7 +153,7 @@ def load_shipped_glscl(weights: Optional[PathLike] = None, **overrides: Any):
 
     path = Path(weights) if weights is not None else SHIPPED_HEAD
     record = head_record(path)
-    standin = shipped_record()["sha256"]
+    standin = shipped_record(model=record["settings"]["base_encoder"])["sha256"]
     if record["standin_sha256"] != standin:
         raise UserError(f"{path}: this head was trained on the stand-in CLIP with sha256 "
                         f"{record['standin_sha256'][:12]}..., but the package ships {standin[:12]}...; "
