@@ -20,7 +20,7 @@ Candidates (one seed each, ``torch.manual_seed(0)``):
 * ``cnn``: not a CLIP tower -- six 3x3 convolutions and a global max-pool, as the reference for
   what the data allows.
 
-    OMP_NUM_THREADS=1 python benchmarks/vision_shape_probe.py --budget 200 \
+    OMP_NUM_THREADS=1 python benchmarks/vision_shape_probe.py --budget 150 \
         --json docs/results/pretrain/vision_probe.json
 """
 from __future__ import annotations
@@ -140,7 +140,7 @@ def run(candidate: str, budget: float, batch: int, lr: float, warmup: int, every
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget", type=float, default=200.0, help="trainer CPU seconds per candidate")
+    ap.add_argument("--budget", type=float, default=150.0, help="trainer CPU seconds per candidate")
     ap.add_argument("--only", nargs="*", default=["vit", "vit-hybrid", "resnet", "cnn"])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
