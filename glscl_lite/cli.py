@@ -162,7 +162,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from glscl_lite.pretrain import PretrainSettings, finish_pretraining, pretrain
 
     given = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-             "warmup": args.warmup, "seed": args.seed}
+             "warmup": args.warmup, "seed": args.seed, "twins": args.twins,
+             "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None}
     settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
     pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers)
     report = finish_pretraining(args.out, frames=args.frames)
@@ -365,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--lr", type=float, default=None, help="default: PretrainSettings.lr")
     pt.add_argument("--warmup", type=int, default=None, help="default: PretrainSettings.warmup")
     pt.add_argument("--seed", type=int, default=None, help="default: PretrainSettings.seed")
+    pt.add_argument("--twins", type=float, default=None, help="fraction of a batch in twin pairs (default 0.5)")
+    pt.add_argument("--twin-attributes", nargs="+", default=None, choices=["shape", "size"],
+                    help="what a twin may change (default: shape size)")
     pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     pt.add_argument("--workers", type=int, default=1, help="processes rendering frames (0: in the trainer)")
     pt.add_argument("--frames", type=int, default=1000, help="held-out frames of the final zero-shot check")

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from glscl_lite import provenance
-from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, make_frame, make_twins
+from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, TWIN_ATTRIBUTES, make_frame, make_twins
 from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import images_to_input
 from glscl_lite.errors import UserError
@@ -60,6 +60,8 @@ class PretrainSettings:
     twins: float = 0.5
     """Fraction of each batch made of twin pairs (:func:`~glscl_lite.data.frame_world.make_twins`:
     a frame and a copy with one object's shape or size changed -- hard negatives)."""
+    twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES
+    """What a twin may change (drawn uniformly): ``("shape", "size")``, or one of them."""
 
     def check(self) -> None:
         """Refuse settings that cannot train (before anything is written)."""
@@ -74,6 +76,8 @@ class PretrainSettings:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.twins <= 1.0:
             problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
+        if not self.twin_attributes or any(a not in TWIN_ATTRIBUTES for a in self.twin_attributes):
+            problems.append(f"twin_attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {self.twin_attributes!r}")
         if not 0 <= self.warmup < self.steps:
             problems.append(f"warmup must be in [0, steps), got {self.warmup} (steps {self.steps})")
         if problems:
@@ -87,8 +91,9 @@ class FrameCaptionBatches(IterableDataset):
     """
 
     def __init__(self, seed: int, batch_size: int, image_size: int, context_length: int, start: int, stop: int,
-                 twins: float = 0.0):
+                 twins: float = 0.0, twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES):
         self.seed, self.batch_size, self.image_size = seed, batch_size, image_size
+        self.twin_attributes = tuple(twin_attributes)
         self.context_length, self.start, self.stop = context_length, start, stop
         self.pairs = int(round(batch_size * twins / 2))
 
@@ -96,7 +101,7 @@ class FrameCaptionBatches(IterableDataset):
         first = step * self.batch_size
         samples = []
         for j in range(self.pairs):  # frames first + 2j and their twins
-            samples += make_twins("train", self.seed, first + 2 * j, self.image_size)
+            samples += make_twins("train", self.seed, first + 2 * j, self.image_size, self.twin_attributes)
         samples += [make_frame("train", self.seed, first + i, self.image_size)
                     for i in range(2 * self.pairs, self.batch_size)]
         captions = [s.caption for s in samples]
@@ -135,8 +140,20 @@ def build_model(s: PretrainSettings) -> torch.nn.Module:
     return create_clip(s.model, None)
 
 
+_LATER_FIELDS = {"twin_attributes": TWIN_ATTRIBUTES}
+"""Settings added after the first stand-in shipped: recorded only when they differ from their default,
+so that folders written before them keep their fingerprint (and resume)."""
+
+
+def _recorded(settings: PretrainSettings) -> dict[str, Any]:
+    """``asdict(settings)`` without the later fields left at their defaults (what the fingerprint covers)."""
+    return {k: v for k, v in asdict(settings).items() if not (k in _LATER_FIELDS and tuple(v) == _LATER_FIELDS[k])}
+
+
 def _settings_from(path: Path) -> PretrainSettings:
     data = json.loads(path.read_text())["settings"]
+    if "twin_attributes" in data:
+        data["twin_attributes"] = tuple(data["twin_attributes"])
     return PretrainSettings(**{f.name: data[f.name] for f in fields(PretrainSettings) if f.name in data})
 
 
@@ -171,14 +188,23 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     settings_path, ckpt = out / "settings.json", out / "checkpoints" / "last.pt"
     model = build_model(settings)  # an unknown model name fails here, before anything is written
     model_cfg = model_config(settings.model)  # open_clip's config plus its conv stem
-    built_from = provenance.fingerprint(settings=asdict(settings), model_config=model_cfg,
+    built_from = provenance.fingerprint(settings=_recorded(settings), model_config=model_cfg,
                                         frame_world={"version": FRAME_WORLD_VERSION})
     if settings_path.exists():
-        provenance.check(json.loads(settings_path.read_text()).get("provenance"), built_from, out,
-                         f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)")
+        rebuild = f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)"
+        recorded = json.loads(settings_path.read_text()).get("provenance")
+        provenance.check(recorded, built_from, out, rebuild)
+        # a later field at its default is not recorded; one set now but absent there differs too
+        unset = [k for k in _LATER_FIELDS if k in built_from["settings"] and recorded
+                 and k not in recorded.get("settings", {})]
+        if unset:
+            raise provenance.ProvenanceError(
+                f"{out}: built from other inputs than the ones in use now (settings.{unset[0]}: recorded "
+                f"{list(_LATER_FIELDS[unset[0]])} (the default), now {list(built_from['settings'][unset[0]])}); "
+                f"rebuild it with: {rebuild}")
     ensure_writable_dir(out)
     if not settings_path.exists():
-        write_json_atomic(settings_path, {"settings": asdict(settings), "model_config": model_cfg,
+        write_json_atomic(settings_path, {"settings": _recorded(settings), "model_config": model_cfg,
                                           "provenance": built_from,
                                           "open_clip": open_clip.__version__, "torch": torch.__version__})
     opt = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
@@ -198,7 +224,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     image_size = model.visual.image_size
     image_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
     data = FrameCaptionBatches(settings.seed, settings.batch_size, image_size, model.context_length,
-                               step, settings.steps, settings.twins)
+                               step, settings.steps, settings.twins, settings.twin_attributes)
     loader = DataLoader(data, batch_size=None, num_workers=workers,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     model.train()

@@ -218,3 +218,25 @@ def test_zeroshot_cli_writes_the_contract_json(tmp_path):
     assert set(report["zero_shot"]) == {"colour", "shape", "size", "background"}
     assert set(report["retrieval"]) == {"t2i_R1", "i2t_R1"}
     assert all(0 <= v <= 100 for v in [*report["zero_shot"].values(), *report["retrieval"].values()])
+
+
+def test_twin_attributes_choose_what_twins_change_and_old_folders_keep_their_fingerprint(tmp_path):
+    for i in range(12):
+        a, b = fw.make_twins("train", 0, 2 * i, 64, ("shape",))
+        if len(a.objects) == len(b.objects) and a.objects != b.objects:   # not a random twin
+            changed = [(x, y) for x, y in zip(a.objects, b.objects) if x != y]
+            assert len(changed) == 1 and changed[0][0].shape != changed[0][1].shape
+            assert changed[0][0].size == changed[0][1].size
+    with pytest.raises(ValueError, match="twin attributes"):
+        fw.make_twins("train", 0, 0, 64, ("colour",))
+    with pytest.raises(UserError, match="twin_attributes"):
+        PretrainSettings(**TINY, steps=3, twin_attributes=()).check()
+    s = PretrainSettings(**TINY, steps=3)
+    pretrain(s, tmp_path / "run", progress=False)
+    recorded = json.loads((tmp_path / "run" / "settings.json").read_text())["settings"]
+    assert "twin_attributes" not in recorded                   # the default is not recorded: older folders resume
+    shape_only = PretrainSettings(**TINY, steps=3, twin_attributes=("shape",))
+    with pytest.raises(UserError, match=r"settings.twin_attributes: recorded \[.shape., .size.\] \(the default\)"):
+        pretrain(shape_only, tmp_path / "run", progress=False)  # the same folder, other settings: refused
+    pretrain(shape_only, tmp_path / "shape", progress=False)
+    assert json.loads((tmp_path / "shape" / "settings.json").read_text())["settings"]["twin_attributes"] == ["shape"]

@@ -195,14 +195,18 @@ TWIN_ATTRIBUTES = ("shape", "size")
 (colour, position, background) leaves unlearned."""
 
 
-def make_twins(split: str, seed: int, index: int, image_size: int) -> tuple[FrameSample, FrameSample]:
+def make_twins(split: str, seed: int, index: int, image_size: int,
+               attributes: tuple[str, ...] = TWIN_ATTRIBUTES) -> tuple[FrameSample, FrameSample]:
     """A frame and its *twin*: the same scene at the same instant with one visible object's shape
     or size changed, captioned with the same words but that one (a minimal pair).
 
     In a contrastive batch the twin is a hard negative that only the changed attribute tells apart,
     which CLIP's objective otherwise learns slowly: a batch of random frames is already told apart
     by colour, position and background.  A frame with no visible object gets a random twin.
+    ``attributes``: what a twin may change (a subset of :data:`TWIN_ATTRIBUTES`, drawn uniformly).
     """
+    if not attributes or any(a not in TWIN_ATTRIBUTES for a in attributes):
+        raise ValueError(f"twin attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {attributes!r}")
     rng = frame_rng(split, seed, index)
     scene, t, objects = _sample_instant(rng, False, False)
     state = rng.bit_generator.state
@@ -214,7 +218,7 @@ def make_twins(split: str, seed: int, index: int, image_size: int) -> tuple[Fram
             break
         k = visible[int(rng.integers(len(visible)))]
         obj = scene.objects[k]
-        attribute = TWIN_ATTRIBUTES[int(rng.integers(len(TWIN_ATTRIBUTES)))]
+        attribute = attributes[int(rng.integers(len(attributes)))]
         if attribute == "shape":
             new = replace(obj, shape=syn._pick(rng, [s for s in syn.SHAPES if s != obj.shape]))
         else:
