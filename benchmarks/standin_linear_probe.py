@@ -13,9 +13,7 @@ Prints the table and writes JSON (default docs/results/pretrain/linear_probe.jso
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch

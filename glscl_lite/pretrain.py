@@ -147,7 +147,8 @@ so that folders written before them keep their fingerprint (and resume)."""
 
 def _recorded(settings: PretrainSettings) -> dict[str, Any]:
     """``asdict(settings)`` without the later fields left at their defaults (what the fingerprint covers)."""
-    return {k: v for k, v in asdict(settings).items() if not (k in _LATER_FIELDS and tuple(v) == _LATER_FIELDS[k])}
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}  # as JSON reads back
+    return {k: v for k, v in out.items() if not (k in _LATER_FIELDS and tuple(v) == _LATER_FIELDS[k])}
 
 
 def _settings_from(path: Path) -> PretrainSettings:

@@ -238,5 +238,8 @@ def test_twin_attributes_choose_what_twins_change_and_old_folders_keep_their_fin
     shape_only = PretrainSettings(**TINY, steps=3, twin_attributes=("shape",))
     with pytest.raises(UserError, match=r"settings.twin_attributes: recorded \[.shape., .size.\] \(the default\)"):
         pretrain(shape_only, tmp_path / "run", progress=False)  # the same folder, other settings: refused
-    pretrain(shape_only, tmp_path / "shape", progress=False)
+    pretrain(PretrainSettings(**TINY, steps=3, twin_attributes=("shape",)), tmp_path / "shape", progress=False,
+             max_cpu_seconds=0.0)                               # stops after its first step
+    pretrain(shape_only, tmp_path / "shape", progress=False)     # and resumes with the same settings
     assert json.loads((tmp_path / "shape" / "settings.json").read_text())["settings"]["twin_attributes"] == ["shape"]
+    assert read_log(tmp_path / "shape")[-1]["step"] == 3

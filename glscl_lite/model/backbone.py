@@ -47,8 +47,6 @@ def register_configs() -> None:
     random-initialisation notice (see :class:`_RandomInitNotice`)."""
     global _registered
     if not _registered:
-        import open_clip
-
         from glscl_lite.model.conv_stem import add_config_dir
 
         add_config_dir(CONFIG_DIR)  # open_clip's add_model_config, plus the configs' conv stems
