@@ -105,8 +105,7 @@ def apply_stem(model: nn.Module, name: str) -> nn.Module:
     if spec is None:
         return model
     conv1 = model.visual.conv1
-    patch = conv1.kernel_size[0] if isinstance(conv1, nn.Conv2d) else None
-    if patch is None:
-        return model  # already a stem
-    model.visual.conv1 = ConvStem(spec, conv1.out_channels, patch).to(conv1.weight.device)
+    if not isinstance(conv1, nn.Conv2d):  # already a stem
+        return model
+    model.visual.conv1 = ConvStem(spec, conv1.out_channels, conv1.kernel_size[0]).to(conv1.weight.device)
     return model
