@@ -194,15 +194,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     if settings_path.exists():
         rebuild = f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)"
         recorded = json.loads(settings_path.read_text()).get("provenance")
-        provenance.check(recorded, built_from, out, rebuild)
-        # a later field at its default is not recorded; one set now but absent there differs too
-        unset = [k for k in _LATER_FIELDS if k in built_from["settings"] and recorded
-                 and k not in recorded.get("settings", {})]
-        if unset:
-            raise provenance.ProvenanceError(
-                f"{out}: built from other inputs than the ones in use now (settings.{unset[0]}: recorded "
-                f"{list(_LATER_FIELDS[unset[0]])} (the default), now {list(built_from['settings'][unset[0]])}); "
-                f"rebuild it with: {rebuild}")
+        provenance.check(recorded, built_from, out, rebuild)  # a later field absent there = its default
     ensure_writable_dir(out)
     if not settings_path.exists():
         write_json_atomic(settings_path, {"settings": _recorded(settings), "model_config": model_cfg,

@@ -133,7 +133,12 @@ def _describe_value(v: Any) -> str:
 
 
 def differences(recorded: Mapping[str, Any], current: Mapping[str, Any], limit: int = 3) -> list[str]:
-    """Human-readable differences ``"part: recorded X, now Y"`` (at most ``limit`` per part)."""
+    """Human-readable differences ``"part: recorded X, now Y"`` (at most ``limit`` per part).
+
+    A part absent from ``recorded`` is not compared (an artefact from before that part was
+    recorded).  Inside a flat part (a dict of settings) a key present on one side only *is* a
+    difference: a writer that adds a setting later must leave it out while it has its default, so
+    that older artefacts keep their fingerprint and a changed setting is still refused."""
     out: list[str] = []
     for part, now in current.items():
         if part == "digest" or part not in recorded:
@@ -154,8 +159,11 @@ def differences(recorded: Mapping[str, Any], current: Mapping[str, Any], limit: 
                 out.append("; ".join(changed[:limit]) + more)
         elif isinstance(now, dict) and isinstance(was, dict) and "sha256" not in now \
                 and all(not isinstance(v, dict) for v in now.values()):
-            keys = [k for k in now if k in was and was[k] != now[k]]
-            out += [f"{part}.{k}: recorded {_describe_value(was[k])}, now {_describe_value(now[k])}" for k in keys]
+            # a key on one side only differs too: writers leave a setting out where it has its default
+            # (so that artefacts older than the setting keep their fingerprint), so absent = default
+            keys = [k for k in now if k not in was or was[k] != now[k]] + [k for k in was if k not in now]
+            out += [f"{part}.{k}: recorded {_describe_value(was[k]) if k in was else '(absent: the default)'}, "
+                    f"now {_describe_value(now[k]) if k in now else '(absent: the default)'}" for k in keys]
         elif isinstance(now, dict) and "sha256" in now and isinstance(was, dict):
             if was.get("sha256") != now["sha256"]:
                 out.append(f"{part} {now.get('path', '')}: recorded {_describe_value(was)}, now {_describe_value(now)}")

@@ -236,7 +236,7 @@ def test_twin_attributes_choose_what_twins_change_and_old_folders_keep_their_fin
     recorded = json.loads((tmp_path / "run" / "settings.json").read_text())["settings"]
     assert "twin_attributes" not in recorded                   # the default is not recorded: older folders resume
     shape_only = PretrainSettings(**TINY, steps=3, twin_attributes=("shape",))
-    with pytest.raises(UserError, match=r"settings.twin_attributes: recorded \[.shape., .size.\] \(the default\)"):
+    with pytest.raises(UserError, match=r"settings.twin_attributes: recorded \(absent: the default\), now \[.shape.\]"):
         pretrain(shape_only, tmp_path / "run", progress=False)  # the same folder, other settings: refused
     pretrain(PretrainSettings(**TINY, steps=3, twin_attributes=("shape",)), tmp_path / "shape", progress=False,
              max_cpu_seconds=0.0)                               # stops after its first step

@@ -472,3 +472,19 @@ def test_one_bf16_decision_for_training_evaluation_and_feature_caches():
     assert use_bf16(Config(precision="auto"), cuda) and use_bf16(Config(precision="bf16"), cuda)
     assert not use_bf16(Config(precision="fp32"), cuda)          # a feature cache on a GPU honours fp32 too
     assert not any(use_bf16(Config(precision=p), cpu) for p in ("auto", "fp32", "bf16"))
+
+
+def test_a_setting_on_one_side_only_is_a_difference():
+    """Writers leave a later setting out while it has its default, so a key absent from a record means the
+    default: present now (set) or present in the record (was set) must be refused, not silently passed."""
+    from glscl_lite import provenance
+
+    old = provenance.fingerprint(settings={"lr": 0.1})
+    assert provenance.differences(old, provenance.fingerprint(settings={"lr": 0.1})) == []
+    now_set = provenance.fingerprint(settings={"lr": 0.1, "twins": 0.5})
+    assert provenance.differences(old, now_set) == ["settings.twins: recorded (absent: the default), now 0.5"]
+    assert provenance.differences(now_set, old) == ["settings.twins: recorded 0.5, now (absent: the default)"]
+    with pytest.raises(provenance.ProvenanceError, match=r"art: .*settings.twins.*rebuild it with: redo"):
+        provenance.check(old, now_set, "art", "redo")
+    # a whole part the record predates is still not compared
+    assert provenance.differences(old, provenance.fingerprint(settings={"lr": 0.1}, frames={"n": 3})) == []
