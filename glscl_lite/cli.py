@@ -163,7 +163,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     given = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
              "warmup": args.warmup, "seed": args.seed, "twins": args.twins,
-             "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None}
+             "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None,
+             "init": str(args.init) if args.init else None}
     settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
     pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers)
     report = finish_pretraining(args.out, frames=args.frames)
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--twins", type=float, default=None, help="fraction of a batch in twin pairs (default 0.5)")
     pt.add_argument("--twin-attributes", nargs="+", default=None, choices=["shape", "size"],
                     help="what a twin may change (default: shape size)")
+    pt.add_argument("--init", type=Path, default=None,
+                    help="continue from these stand-in weights (a finished pretraining folder or its weights.fp16.pt) "
+                         "under a new schedule; give another --seed for new frames")
     pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     pt.add_argument("--workers", type=int, default=1, help="processes rendering frames (0: in the trainer)")
     pt.add_argument("--frames", type=int, default=1000, help="held-out frames of the final zero-shot check")

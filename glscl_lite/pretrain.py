@@ -62,6 +62,10 @@ class PretrainSettings:
     a frame and a copy with one object's shape or size changed -- hard negatives)."""
     twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES
     """What a twin may change (drawn uniformly): ``("shape", "size")``, or one of them."""
+    init: Optional[str] = None
+    """Start from these stand-in weights (a ``weights.fp16.pt`` of a finished pretraining folder, or the
+    folder) instead of random ones: continued pretraining under a new schedule.  Give it another
+    ``seed`` than the run it continues, so that it sees new frames.  The weights' sha256 is recorded."""
 
     def check(self) -> None:
         """Refuse settings that cannot train (before anything is written)."""
@@ -78,6 +82,8 @@ class PretrainSettings:
             problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
         if not self.twin_attributes or any(a not in TWIN_ATTRIBUTES for a in self.twin_attributes):
             problems.append(f"twin_attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {self.twin_attributes!r}")
+        if self.init is not None and not _init_path(self.init).is_file():
+            problems.append(f"init: no stand-in weights at {_init_path(self.init)} (a pretraining folder's weights.fp16.pt)")
         if not 0 <= self.warmup < self.steps:
             problems.append(f"warmup must be in [0, steps), got {self.warmup} (steps {self.steps})")
         if problems:
@@ -134,21 +140,33 @@ def _lr_at(step: int, s: PretrainSettings) -> float:
     return 0.5 * s.lr * (1.0 + math.cos(math.pi * progress))
 
 
+def _init_path(init: PathLike) -> Path:
+    path = Path(init)
+    return path / "weights.fp16.pt" if path.is_dir() else path
+
+
 def build_model(s: PretrainSettings) -> torch.nn.Module:
-    """A freshly initialised model of ``s.model`` (seeded by ``s.seed``)."""
+    """A freshly initialised model of ``s.model`` (seeded by ``s.seed``), or the ``s.init`` weights
+    (refused unless they were made for ``s.model`` on this frame world)."""
     torch.manual_seed(s.seed)
-    return create_clip(s.model, None)
+    model = create_clip(s.model, None)
+    if s.init is not None:
+        from glscl_lite.model.standin import load_into
+
+        load_into(model, _init_path(s.init), s.model)
+    return model
 
 
-_LATER_FIELDS = {"twin_attributes": TWIN_ATTRIBUTES}
-"""Settings added after the first stand-in shipped: recorded only when they differ from their default,
-so that folders written before them keep their fingerprint (and resume)."""
+_LATER_FIELDS: dict[str, Any] = {"twin_attributes": list(TWIN_ATTRIBUTES), "init": None}
+"""Settings added after the first stand-in shipped (as JSON reads them back): recorded only when they
+differ from their default, so that folders written before them keep their fingerprint (and resume);
+absent from a record means the default (:func:`glscl_lite.provenance.differences`)."""
 
 
 def _recorded(settings: PretrainSettings) -> dict[str, Any]:
     """``asdict(settings)`` without the later fields left at their defaults (what the fingerprint covers)."""
     out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}  # as JSON reads back
-    return {k: v for k, v in out.items() if not (k in _LATER_FIELDS and tuple(v) == _LATER_FIELDS[k])}
+    return {k: v for k, v in out.items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
 
 
 def _settings_from(path: Path) -> PretrainSettings:
@@ -189,8 +207,11 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     settings_path, ckpt = out / "settings.json", out / "checkpoints" / "last.pt"
     model = build_model(settings)  # an unknown model name fails here, before anything is written
     model_cfg = model_config(settings.model)  # open_clip's config plus its conv stem
-    built_from = provenance.fingerprint(settings=_recorded(settings), model_config=model_cfg,
-                                        frame_world={"version": FRAME_WORLD_VERSION})
+    parts: dict[str, Any] = {"settings": _recorded(settings), "model_config": model_cfg,
+                             "frame_world": {"version": FRAME_WORLD_VERSION}}
+    if settings.init is not None:  # the weights it continues from, by content (a path alone could change)
+        parts["init"] = provenance.file_sha256(_init_path(settings.init))
+    built_from = provenance.fingerprint(**parts)
     if settings_path.exists():
         rebuild = f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)"
         recorded = json.loads(settings_path.read_text()).get("provenance")

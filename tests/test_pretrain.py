@@ -243,3 +243,40 @@ def test_twin_attributes_choose_what_twins_change_and_old_folders_keep_their_fin
     pretrain(shape_only, tmp_path / "shape", progress=False)     # and resumes with the same settings
     assert json.loads((tmp_path / "shape" / "settings.json").read_text())["settings"]["twin_attributes"] == ["shape"]
     assert read_log(tmp_path / "shape")[-1]["step"] == 3
+
+
+def test_init_continues_from_finished_weights_and_records_them(tmp_path):
+    first = PretrainSettings(steps=3, **TINY)
+    pretrain(first, tmp_path / "first", progress=False, workers=0, threads=1)
+    weights = export_weights(tmp_path / "first")
+    with pytest.raises(UserError, match="init: no stand-in weights"):
+        pretrain(PretrainSettings(steps=3, init=str(tmp_path / "nowhere"), **TINY), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+    cont = PretrainSettings(steps=3, seed=1, init=str(tmp_path / "first"), **TINY)  # the folder or its file
+    model = build_model(cont)
+    shipped = torch.load(weights)
+    for k, v in model.state_dict().items():  # starts from the fp16 weights, not from random ones
+        assert torch.equal(v, shipped[k].float()), k
+    pretrain(cont, tmp_path / "cont", progress=False, workers=0, threads=1)
+    recorded = json.loads((tmp_path / "cont" / "settings.json").read_text())
+    assert recorded["settings"]["init"] == str(tmp_path / "first")
+    assert recorded["provenance"]["init"]["sha256"] == json.loads((tmp_path / "first" / "weights.json").read_text())["sha256"]
+    # other weights behind the same path: the folder refuses to resume from them
+    shipped[next(iter(shipped))] += 1
+    torch.save(shipped, weights)
+    again = PretrainSettings(steps=3, seed=1, init=str(tmp_path / "first"), **TINY)
+    with pytest.raises(UserError, match="sha256 .* differs from the recorded"):  # a replaced file
+        pretrain(again, tmp_path / "cont", progress=False, workers=0)
+    from glscl_lite.provenance import file_sha256
+
+    record = json.loads((tmp_path / "first" / "weights.json").read_text())
+    record["sha256"] = file_sha256(weights)["sha256"]  # as if re-exported from other weights
+    (tmp_path / "first" / "weights.json").write_text(json.dumps(record))
+    with pytest.raises(UserError, match=r"built from other inputs .*\(init /.*: recorded"):
+        pretrain(PretrainSettings(steps=3, seed=1, init=str(tmp_path / "first"), **TINY), tmp_path / "cont",
+                 progress=False, workers=0)
+    # weights of another model config are refused before anything is written
+    with pytest.raises(UserError, match="stand-in CLIP for base_encoder='glscl-tiny'|not of model|made for"):
+        pretrain(PretrainSettings(steps=3, init=str(tmp_path / "first"), model="glscl-synthetic", batch_size=16, warmup=1),
+                 tmp_path / "y", progress=False)
+    assert not (tmp_path / "y").exists()
