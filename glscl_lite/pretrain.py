@@ -293,7 +293,8 @@ def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Option
     """Write the finished model of pretraining folder ``out`` as fp16 ``weights.fp16.pt`` + ``weights.json``.
 
     ``weights.json`` records the sha256 of the weights file, the settings, the model config, the
-    step count and ``extra`` (e.g. zero-shot results).  Refuses an unfinished run.
+    step count, ``extra`` (e.g. zero-shot results) and, for a continued run (``init``), the record of
+    the weights it started from (``init_from``, recursively).  Refuses an unfinished run.
     """
     out = Path(out)
     settings = _settings_from(out / "settings.json")
@@ -308,6 +309,10 @@ def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Option
     meta = json.loads((out / "settings.json").read_text())
     meta.update({"weights": dest.name, "sha256": provenance.file_sha256(dest)["sha256"], "steps_done": int(state["step"]),
                  "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1)})
+    if settings.init is not None:  # the chain of runs these weights continue, so that the record describes all of it
+        before = json.loads(_init_path(settings.init).with_suffix("").with_suffix(".json").read_text())
+        meta["init_from"] = {k: before[k] for k in ("settings", "sha256", "steps_done", "cpu_seconds", "init_from")
+                             if k in before}
     meta.update(extra or {})
     write_json_atomic(dest.with_suffix("").with_suffix(".json"), meta)
     return dest

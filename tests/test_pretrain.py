@@ -261,6 +261,9 @@ def test_init_continues_from_finished_weights_and_records_them(tmp_path):
     recorded = json.loads((tmp_path / "cont" / "settings.json").read_text())
     assert recorded["settings"]["init"] == str(tmp_path / "first")
     assert recorded["provenance"]["init"]["sha256"] == json.loads((tmp_path / "first" / "weights.json").read_text())["sha256"]
+    export_weights(tmp_path / "cont")  # its record carries the record of the weights it continued
+    chain = json.loads((tmp_path / "cont" / "weights.json").read_text())["init_from"]
+    assert chain["settings"]["seed"] == 0 and chain["steps_done"] == 3 and "init_from" not in chain
     # other weights behind the same path: the folder refuses to resume from them
     shipped[next(iter(shipped))] += 1
     torch.save(shipped, weights)
