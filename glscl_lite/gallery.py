@@ -249,8 +249,10 @@ def write_report(out: PathLike, dest: PathLike, summary: pd.DataFrame, config: s
     with atomic_path(dest / "train_metrics.csv") as tmp:  # the loss logs of every cell (notebook 08 reads them)
         train.to_csv(tmp, index=False, float_format="%.6g")
     written.append(dest / "train_metrics.csv")
+    names = [n for n in GALLERY_SETTINGS if n in set(summary.setting)]
+    subset = [] if names == list(GALLERY_SETTINGS) else ["--settings " + " ".join(names)]  # re-runs what ran
     command = " ".join(["glscl-lite gallery", f"--config {config}", *[f"--set {o}" for o in overrides],
-                        f"--out {out}", "--seeds " + " ".join(map(str, seeds)), f"--export {dest}"])
+                        f"--out {out}", "--seeds " + " ".join(map(str, seeds)), *subset, f"--export {dest}"])
     write_json_atomic(dest / "gallery_config.json", {"config": config, "overrides": list(overrides),
                                                      "seeds": list(seeds), "command": command,
                                                      "oracle": _oracle_ceiling(config, overrides)})
@@ -274,6 +276,10 @@ def _cell_info(out: Path) -> dict[str, Any]:
             "stopped_early": sum(bool(r.get("stopped_early")) for r in res), "seconds": round(sum(secs), 1)}
 
 
+_SCRIPT_KEYS = frozenset({"anno_path", "video_path", "frame_cache", "feature_cache"})
+"""The overrides ``benchmarks/gallery_cpu.sh`` passes (where the corpus and caches are)."""
+
+
 def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLike) -> str:
     """The gallery's README (markdown): what was run, the reproducing command, the method of the
     intervals, and one table per headline metric (written by :func:`write_report`)."""
@@ -285,10 +291,14 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
     n_test = int(summary.loc[(summary.setting == "default") & (summary.metric == "t2v_R1"), "n_items"].iloc[0])
     oracle = (record.get("oracle") or {}).get("test") or {}
     moment = (record.get("oracle") or {}).get("moment") or {}
+    # benchmarks/gallery_cpu.sh runs the whole gallery of the `synthetic` preset, changing only where the data is
+    as_script = (record["config"] == "synthetic" and "--settings" not in record["command"]
+                 and all(o.split("=", 1)[0] in _SCRIPT_KEYS for o in record["overrides"]))
+    script = ["nohup bash benchmarks/gallery_cpu.sh > runs/gallery.log 2>&1 &   # = the two steps below"] if as_script else []
     lines = [
         "# The gallery: GLSCL's components on the stand-in CLIP, with statistical power", "",
         "Written by `glscl-lite gallery ... --export` (`glscl_lite.gallery.write_report`); do not edit by hand.", "",
-        "## Reproduce", "", "```bash", "nohup bash benchmarks/gallery_cpu.sh > runs/gallery.log 2>&1 &   # = the two steps below",
+        "## Reproduce", "", "```bash", *script,
         f"glscl-lite synth --out {cfg.anno_path} --videos 10000 --workers 2", record["command"], "```", "",
         f"* Base config `{record['config']}` ({cfg.base_encoder}, pretrained={cfg.pretrained!r}, frozen: features "
         f"cached once), lr {cfg.lr:g}, batch {cfg.batch_size}, at most {cfg.max_steps} steps of a "

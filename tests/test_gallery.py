@@ -69,6 +69,8 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     assert 0 < record["oracle"]["test"]["R1"] <= 100 and record["oracle"]["test"]["n_captions"] > 0
     readme = (export / "README.md").read_text()
     assert record["command"] in readme and "| default |" in readme and "| K1 |" in readme
+    assert "--settings default K1 " in record["command"]  # a subset: the command re-runs that subset only
+    assert "gallery_cpu.sh" not in readme                  # ... and the full-gallery script is not offered for it
     assert "## Text-to-video R@1" in readme and "paired bootstrap" in readme
     train = pd.read_csv(export / "train_metrics.csv")
     assert {"setting", "seed", "step", "icl", "idl", "sim2_pos"} <= set(train.columns)
