@@ -284,6 +284,7 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
     """The gallery's README (markdown): what was run, the reproducing command, the method of the
     intervals, and one table per headline metric (written by :func:`write_report`)."""
     from glscl_lite.config import resolve_config
+    from glscl_lite.plots import has_k_curve
     from glscl_lite.utils import machine_name
 
     cfg = resolve_config(record["config"], record["overrides"])
@@ -295,6 +296,7 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
     as_script = (record["config"] == "synthetic" and "--settings" not in record["command"]
                  and all(o.split("=", 1)[0] in _SCRIPT_KEYS for o in record["overrides"]))
     script = ["nohup bash benchmarks/gallery_cpu.sh > runs/gallery.log 2>&1 &   # = the two steps below"] if as_script else []
+    k_curve = has_k_curve(summary)
     lines = [
         "# The gallery: GLSCL's components on the stand-in CLIP, with statistical power", "",
         "Written by `glscl-lite gallery ... --export` (`glscl_lite.gallery.write_report`); do not edit by hand.", "",
@@ -320,7 +322,8 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
         "2.5 / 97.5 percentiles of the difference are reported. Seeds are averaged, not resampled. `separable`: the "
         "interval excludes 0; a difference whose interval contains 0 is not separable from noise.", "",
         "Files: `summary.csv` (every setting x metric), `train_metrics.csv` (every cell's training log), "
-        "`gallery_diffs.png` (forest plot), `gallery_k.png` (R@1 vs K), `gallery_config.json`.", "",
+        "`gallery_diffs.png` (forest plot), " + ("`gallery_k.png` (R@1 vs K), " if k_curve else "")
+        + "`gallery_config.json`.", "",
     ]
     titles = {"t2v_R1": "Text-to-video R@1 (%)", "v2t_R1": "Video-to-text R@1 (%)", "t2v_R5": "Text-to-video R@5 (%)",
               "moment_R1": "Moment probe R@1 (%): captions true of a short flash only",
@@ -330,7 +333,9 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
     for metric, title in titles.items():
         if (summary.metric == metric).any():
             lines += [f"## {title}", "", format_table(summary, metric), ""]
-    lines += ["![differences to the default](gallery_diffs.png)", "", "![R@1 against K](gallery_k.png)", ""]
+    lines += ["![differences to the default](gallery_diffs.png)", ""]
+    if k_curve:
+        lines += ["![R@1 against K](gallery_k.png)", ""]
     return "\n".join(lines)
 
 

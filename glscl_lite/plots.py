@@ -286,6 +286,11 @@ def plot_concept_cosine(train: pd.DataFrame, settings: Sequence[str], targets: O
     return fig
 
 
+def has_k_curve(summary: pd.DataFrame) -> bool:
+    """Whether a gallery summary has R@1 at two or more K (then ``gallery_k.png`` is drawn)."""
+    return bool(((summary.metric == "t2v_R1") & summary.setting.isin(list(GALLERY_K))).sum() > 1)
+
+
 def plot_gallery(summary: pd.DataFrame, dest: Any, metrics: Sequence[str] = ("t2v_R1", "moment_R1", "order_acc",
                                                                          "binding_acc")) -> list:
     """Write :func:`gallery_forest` (``gallery_diffs.png``) and :func:`gallery_k` (``gallery_k.png``)
@@ -299,7 +304,7 @@ def plot_gallery(summary: pd.DataFrame, dest: Any, metrics: Sequence[str] = ("t2
         written.append(dest / "gallery_diffs.png")
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
-    if ((summary.metric == "t2v_R1") & summary.setting.isin(list(GALLERY_K))).sum() > 1:
+    if has_k_curve(summary):
         fig = gallery_k(summary)
         written.append(dest / "gallery_k.png")
         fig.savefig(written[-1], dpi=120)
