@@ -38,8 +38,10 @@ from glscl_lite.data.splits import build_splits
 from glscl_lite.data.text import tokenize
 from glscl_lite.errors import UserError
 from glscl_lite.features import FeatureCache, backbone_checksum
+from glscl_lite.losses import info_nce
 from glscl_lite.metrics import evaluate_retrieval, ranks_from_scores
 from glscl_lite.model.backbone import CLIPBackbone
+from glscl_lite.model.baselines import masked_mean
 from glscl_lite.probes_eval import load_oracle
 from glscl_lite.utils import machine_name, write_json_atomic
 
@@ -59,15 +61,7 @@ class TemporalProbe(nn.Module):
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = frames + self.blocks(frames + self.pos[: frames.shape[1]], src_key_padding_mask=mask == 0)
-        m = mask.to(x.dtype)[..., None]
-        return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
-
-
-def mean_pool(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """meanP of L2-normalised frame features ``[B,T,D]`` over valid frames -> ``[B,D]``."""
-    f = F.normalize(frames, dim=-1)
-    m = mask.to(f.dtype)[..., None]
-    return (f * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return masked_mean(x, mask)
 
 
 def t2v(text: torch.Tensor, video: torch.Tensor, text_video: list[int]) -> tuple[dict, np.ndarray]:
@@ -114,7 +108,7 @@ def main() -> None:
     test_v = torch.as_tensor(cache.video_rows(test.video_ids))
     test_s = torch.from_numpy(np.asarray(cache.sentence[cache.caption_rows(test.captions)], dtype=np.float32))
 
-    zs, zs_ranks = t2v(test_s, mean_pool(frames[test_v], mask[test_v]), test.text_video)
+    zs, zs_ranks = t2v(test_s, masked_mean(F.normalize(frames[test_v], dim=-1), mask[test_v]), test.text_video)  # meanP
     result = {"features": str(args.features), "base_encoder": meta["base_encoder"], "pretrained": meta["pretrained"],
               "backbone_checksum": meta["backbone_checksum"], "test_captions": len(test.captions),
               "oracle_R1": round(100 * float(np.mean(1.0 / n_true)), 1),
@@ -152,9 +146,7 @@ def main() -> None:
             text, _ = trunk.encode_text(ids, tmask)
             rows = torch.as_tensor(train_rows[pick])
             video = probe(frames[rows], mask[rows])
-            logits = scale * F.normalize(text, dim=-1) @ F.normalize(video, dim=-1).T
-            y = torch.arange(len(pick))
-            loss = (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)) / 2
+            loss = info_nce(scale * F.normalize(text, dim=-1) @ F.normalize(video, dim=-1).T)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
