@@ -166,7 +166,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
              "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None,
              "init": str(args.init) if args.init else None}
     settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
-    pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers)
+    pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers,
+             device=args.device)
     report = finish_pretraining(args.out, frames=args.frames)
     print(json.dumps(report, indent=2))
     return 0
@@ -374,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue from these stand-in weights (a finished pretraining folder or its weights.fp16.pt) "
                          "under a new schedule; give another --seed for new frames")
     pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    pt.add_argument("--workers", type=int, default=1, help="processes rendering frames (0: in the trainer)")
+    pt.add_argument("--workers", type=int, default=1,
+                    help="processes rendering frames (0: in the trainer; on a GPU, all cores but one)")
+    pt.add_argument("--device", default="cpu", help="cpu, cuda or auto (not part of the run's record: it resumes anywhere)")
     pt.add_argument("--frames", type=int, default=1000, help="held-out frames of the final zero-shot check")
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(func=cmd_pretrain)

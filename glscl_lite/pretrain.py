@@ -115,9 +115,13 @@ class FrameCaptionBatches(IterableDataset):
         return torch.from_numpy(np.stack([s.image for s in samples])), ids, captions
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if torch.utils.data.get_worker_info() is not None:
+        info = torch.utils.data.get_worker_info()
+        shard, shards = (0, 1) if info is None else (info.id, info.num_workers)
+        if info is not None:
             torch.set_num_threads(1)  # a rendering worker: leave the cores to the trainer
-        for step in range(self.start, self.stop):
+        # worker k renders steps start+k, start+k+n, ...; the DataLoader takes one batch from each worker
+        # in turn, so the trainer sees steps in order, each once, whatever the number of workers
+        for step in range(self.start + shard, self.stop, shards):
             images, ids, _ = self.batch(step)
             yield images, ids
 
@@ -191,18 +195,22 @@ def read_log(out: PathLike) -> list[dict]:
 
 def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] = None, progress: bool = True,
              checkpoint_every: int = 25, log_every: int = 5, max_cpu_seconds: Optional[float] = None,
-             workers: int = 1) -> dict[str, Any]:
+             workers: int = 1, device: str = "cpu") -> dict[str, Any]:
     """Train (or resume) the stand-in CLIP into ``out``; returns the last log record.
 
     ``max_cpu_seconds`` stops early (with a checkpoint) once the process has used that much CPU
     time -- the config comparison gives every candidate the same CPU budget.  ``workers`` renders
-    frames in that many background processes (0: in this process).
+    frames in that many background processes (0: in this process); on a GPU the rendering is the
+    bottleneck, so give it all cores but one.  ``device`` is where the model trains (``cpu``,
+    ``cuda``, ``auto``); it is not part of what the run is built from (a run started on a GPU
+    resumes on the CPU and vice versa), and every log record names it.  Computation stays fp32.
     """
     import open_clip
     from open_clip.loss import ClipLoss
     from tqdm.auto import tqdm
 
     settings.check()
+    dev = _device(device)
     out = Path(out)
     settings_path, ckpt = out / "settings.json", out / "checkpoints" / "last.pt"
     model = build_model(settings)  # an unknown model name fails here, before anything is written
@@ -221,12 +229,13 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
         write_json_atomic(settings_path, {"settings": _recorded(settings), "model_config": model_cfg,
                                           "provenance": built_from,
                                           "open_clip": open_clip.__version__, "torch": torch.__version__})
+    model.to(dev)
     opt = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
     step, cpu_used = 0, 0.0
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(state["optimizer"])  # its state moves to the parameters' device
         step, cpu_used = int(state["step"]), float(state.get("cpu_seconds", 0.0))
     log_path = out / "metrics.jsonl"
     kept = [r for r in read_log(out) if r["step"] <= step]
@@ -239,7 +248,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     image_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
     data = FrameCaptionBatches(settings.seed, settings.batch_size, image_size, model.context_length,
                                step, settings.steps, settings.twins, settings.twin_attributes)
-    loader = DataLoader(data, batch_size=None, num_workers=workers,
+    loader = DataLoader(data, batch_size=None, num_workers=workers, pin_memory=dev.type == "cuda",
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     model.train()
     cpu0, wall0, pairs0 = time.process_time(), time.perf_counter(), 0
@@ -260,7 +269,8 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
             lr = _lr_at(step, settings)
             for g in opt.param_groups:
                 g["lr"] = lr
-            img = model.encode_image(images_to_input(images), normalize=True)
+            images, ids = images.to(dev, non_blocking=True), ids.to(dev, non_blocking=True)
+            img = model.encode_image(images_to_input(images), normalize=True)  # uint8 travels, normalised there
             txt = model.encode_text(ids, normalize=True)
             loss = loss_fn(img, txt, model.logit_scale.exp())
             opt.zero_grad(set_to_none=True)
@@ -277,7 +287,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
                 record = {"step": step, "loss": round(float(loss.detach()), 5),
                           "logit_scale": round(float(model.logit_scale.detach().exp()), 3), "lr": lr,
                           "pairs_per_s": round(pairs0 / max(wall, 1e-9), 2),
-                          "cpu_seconds": round(cpu_used + time.process_time() - cpu0, 1)}
+                          "cpu_seconds": round(cpu_used + time.process_time() - cpu0, 1), "device": dev.type}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
@@ -316,6 +326,16 @@ def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Option
     meta.update(extra or {})
     write_json_atomic(dest.with_suffix("").with_suffix(".json"), meta)
     return dest
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"pretrain: device {name!r} but CUDA is not available on this machine; use --device cpu (or auto)")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise UserError(f"pretrain: device must be cpu, cuda[:N] or auto, got {name!r}")
+    return torch.device(name)
 
 
 @contextlib.contextmanager

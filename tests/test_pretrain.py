@@ -124,6 +124,36 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
         pretrain(PretrainSettings(steps=7, **TINY), tmp_path / "straight", progress=False, workers=0)
 
 
+def test_rendering_workers_share_the_steps_and_train_the_same_weights(tmp_path):
+    """Several rendering processes split the steps between them (each step once, in order), so the
+    number of workers changes nothing in what is learned."""
+    from torch.utils.data import DataLoader
+
+    from glscl_lite.pretrain import FrameCaptionBatches
+
+    data = FrameCaptionBatches(seed=0, batch_size=4, image_size=64, context_length=32, start=2, stop=7, twins=0.5)
+    seen = [ids for _, ids in DataLoader(data, batch_size=None, num_workers=3)]
+    assert len(seen) == 5
+    for step, ids in zip(range(2, 7), seen):
+        assert torch.equal(ids, data.batch(step)[1]), step
+    s = PretrainSettings(steps=4, **TINY)
+    pretrain(s, tmp_path / "w0", progress=False, workers=0, threads=1)
+    pretrain(s, tmp_path / "w3", progress=False, workers=3, threads=1)
+    a = torch.load(tmp_path / "w0" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "w3" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert {r["device"] for r in read_log(tmp_path / "w3")} == {"cpu"}
+
+
+def test_device_is_checked_before_anything_is_written(tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            pretrain(PretrainSettings(steps=3, **TINY), tmp_path / "a", progress=False, device="cuda")
+    with pytest.raises(UserError, match="device must be cpu, cuda"):
+        pretrain(PretrainSettings(steps=3, **TINY), tmp_path / "a", progress=False, device="tpu")
+    assert not (tmp_path / "a").exists()
+
+
 def test_export_refuses_an_unfinished_run_and_records_the_hash(tmp_path):
     s = PretrainSettings(steps=3, **TINY)
     pretrain(s, tmp_path / "run", progress=False, workers=0, max_cpu_seconds=1e-9, threads=1)
