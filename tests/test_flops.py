@@ -35,7 +35,8 @@ def test_multihead_attention_includes_the_attention_matmuls():
     B, lq, lk, E = 3, 7, 9, 32
     mha = nn.MultiheadAttention(E, 4, batch_first=True)
     q, kv = torch.randn(B, lq, E), torch.randn(B, lk, E)
-    fn = (lambda a, b: mha(a, b, b, need_weights=False)[0])
+    def fn(a, b):
+        return mha(a, b, b, need_weights=False)[0]
     exact = mha_macs(B, lq, lk, E)
     c = flops.count(fn, (q, kv), [mha])
     assert c.macs == exact
@@ -52,7 +53,8 @@ def test_no_grad_fast_path_hides_attention_unless_handled():
     B, L, E = 2, 10, 32
     mha = nn.MultiheadAttention(E, 4, batch_first=True)
     x = torch.randn(B, L, E)
-    fn = (lambda a: mha(a, a, a, need_weights=False)[0])
+    def fn(a):
+        return mha(a, a, a, need_weights=False)[0]
     modes = flops.counting_modes(fn, (x,), [mha])
     exact = mha_macs(B, L, L, E)
     assert modes["no_grad, without attention handles"] == 0               # the whole block disappears
@@ -64,7 +66,8 @@ def test_no_grad_fast_path_hides_attention_unless_handled():
 def test_gim_einsum_fvcore_default_is_approximate_ours_exact():
     """fvcore parses numpy's einsum estimate at 4 significant digits (field notes 3.2)."""
     sent, frames = torch.randn(64, 512), torch.randn(64, 12, 512)
-    fn = (lambda s, f: torch.einsum("ad,bvd->abv", s, f))
+    def fn(s, f):
+        return torch.einsum("ad,bvd->abv", s, f)
     exact = 64 * 64 * 12 * 512
     default = flops.fvcore_count(fn, (sent, frames), exact_einsum=False).macs
     assert default != exact and abs(default - exact) / exact < 1e-3
@@ -141,15 +144,14 @@ def test_vit_b32_image_tower_is_4_41_gmac():
 
     bb = CLIPBackbone("ViT-B-32-quickgelu", pretrained=None)
     image = torch.randn(1, 3, 224, 224)
-    fn = (lambda im: bb.encode_frames(im))
-    c = flops.count(fn, (image,), [bb])
+    c = flops.count(bb.encode_frames, (image,), [bb])
     assert abs(c.macs - 4.41e9) / 4.41e9 < 0.01, c.macs
     assert abs(c.macs - c.norm_macs - 4.409e9) / 4.409e9 < 1e-3            # LayerNorms are ~0.1 %
     assert c.cross_check()["rel_diff"] == 0                                # FlopCounterMode agrees exactly
-    trap = flops.fvcore_count(fn, (image,), [bb], no_grad=True, attention_handles=False)
+    trap = flops.fvcore_count(bb.encode_frames, (image,), [bb], no_grad=True, attention_handles=False)
     assert abs(trap.macs - 2.95e9) / 2.95e9 < 0.01
     assert trap.unsupported_ops.get("aten::_native_multi_head_attention") == 12
-    assert flops.fvcore_count(fn, (image,), [bb], no_grad=True).macs == c.macs
+    assert flops.fvcore_count(bb.encode_frames, (image,), [bb], no_grad=True).macs == c.macs
 
 
 # ------------------------------------------------------------------------------------ the CLI JSON

@@ -27,7 +27,7 @@ def reference_scores(head: GLCCLHead, s, w, h, mask=None, temp=5.0):
         return torch.einsum("abf,bfd->abd", torch.softmax(logits, -1), frames)
 
     g = F.normalize(pool(s, h), dim=-1)                                             # [Bt,Bv,D]
-    u = F.normalize(torch.stack([pool(w[:, l], h) for l in range(w.shape[1])], 2), dim=-1)  # [Bt,Bv,L,D]
+    u = F.normalize(torch.stack([pool(w[:, i], h) for i in range(w.shape[1])], 2), dim=-1)  # [Bt,Bv,L,D]
     s_hat, w_hat = F.normalize(s, dim=-1), F.normalize(w, dim=-1)
     vs = torch.einsum("ad,abd->ab", s_hat @ head.global_mat_weight, g)
     a = torch.einsum("abd,atd->atb", g, w_hat)                                      # [Bt,L,Bv]

@@ -27,8 +27,8 @@ from torch import nn
 # goes through torch.jit, which torch 2.14 marks deprecated -- expected, not a problem of this code.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*is deprecated:FutureWarning")
 
-from glscl_lite.errors import UserError
-from glscl_lite.model.backbone import CLIPBackbone
+from glscl_lite.errors import UserError  # noqa: E402 -- after the marker that explains the warnings
+from glscl_lite.model.backbone import CLIPBackbone  # noqa: E402
 
 NAME = "ViT-B-32-quickgelu"
 HF_REPO = "timm/vit_base_patch32_clip_224.openai"  # open_clip's hf_hub entry for ("ViT-B-32-quickgelu", "openai")
