@@ -39,9 +39,6 @@ sys.path.insert(0, str(REPO))
 from glscl_lite.pretrain import PretrainSettings, finish_pretraining, pretrain, read_log  # noqa: E402
 from glscl_lite.utils import write_json_atomic  # noqa: E402
 
-HYBRID = REPO / "glscl_lite" / "model" / "weights" / "glscl-synthetic-hybrid.fp16.pt"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-files", required=True, type=Path, help="folder whose files come back ($OUT)")
@@ -66,7 +63,7 @@ def main() -> int:
                     twin_attributes=tuple(args.twin_attributes))
     else:
         base = dict(model="glscl-synthetic-hybrid", batch_size=args.batch_size, lr=args.lr, warmup=100,
-                    seed=args.seed, twins=1.0, twin_attributes=tuple(args.twin_attributes), init=str(HYBRID))
+                    seed=args.seed, twins=1.0, twin_attributes=tuple(args.twin_attributes), init="shipped")
     session: dict = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                      "torch": torch.__version__, "cores": cores, "workers": workers, "complete": False,
                      "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}}

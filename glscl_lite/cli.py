@@ -371,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--twins", type=float, default=None, help="fraction of a batch in twin pairs (default 0.5)")
     pt.add_argument("--twin-attributes", nargs="+", default=None, choices=["shape", "size"],
                     help="what a twin may change (default: shape size)")
-    pt.add_argument("--init", type=Path, default=None,
-                    help="continue from these stand-in weights (a finished pretraining folder or its weights.fp16.pt) "
-                         "under a new schedule; give another --seed for new frames")
+    pt.add_argument("--init", default=None,
+                    help="continue from these stand-in weights (a finished pretraining folder, its weights.fp16.pt, or "
+                         "'shipped': the package's stand-in of --model) under a new schedule; give another --seed")
     pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     pt.add_argument("--workers", type=int, default=1,
                     help="processes rendering frames (0: in the trainer; on a GPU, all cores but one)")

@@ -63,8 +63,9 @@ class PretrainSettings:
     twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES
     """What a twin may change (drawn uniformly): ``("shape", "size")``, or one of them."""
     init: Optional[str] = None
-    """Start from these stand-in weights (a ``weights.fp16.pt`` of a finished pretraining folder, or the
-    folder) instead of random ones: continued pretraining under a new schedule.  Give it another
+    """Start from these stand-in weights (a ``weights.fp16.pt`` of a finished pretraining folder, the
+    folder, or ``"shipped"``: the package's stand-in of ``model``) instead of random ones: continued
+    pretraining under a new schedule.  Give it another
     ``seed`` than the run it continues, so that it sees new frames.  The weights' sha256 is recorded."""
 
     def check(self) -> None:
@@ -82,8 +83,9 @@ class PretrainSettings:
             problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
         if not self.twin_attributes or any(a not in TWIN_ATTRIBUTES for a in self.twin_attributes):
             problems.append(f"twin_attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {self.twin_attributes!r}")
-        if self.init is not None and not _init_path(self.init).is_file():
-            problems.append(f"init: no stand-in weights at {_init_path(self.init)} (a pretraining folder's weights.fp16.pt)")
+        if self.init is not None and not _init_path(self.init, self.model).is_file():
+            problems.append(f"init: no stand-in weights at {_init_path(self.init, self.model)} "
+                            "(a pretraining folder's weights.fp16.pt, or 'shipped' for a model the package ships)")
         if not 0 <= self.warmup < self.steps:
             problems.append(f"warmup must be in [0, steps), got {self.warmup} (steps {self.steps})")
         if problems:
@@ -144,7 +146,11 @@ def _lr_at(step: int, s: PretrainSettings) -> float:
     return 0.5 * s.lr * (1.0 + math.cos(math.pi * progress))
 
 
-def _init_path(init: PathLike) -> Path:
+def _init_path(init: PathLike, model: str) -> Path:
+    if str(init) == "shipped":  # a portable name in the record (the sha256 in the fingerprint pins the content)
+        from glscl_lite.model.standin import shipped_weights
+
+        return shipped_weights(model)
     path = Path(init)
     return path / "weights.fp16.pt" if path.is_dir() else path
 
@@ -157,7 +163,7 @@ def build_model(s: PretrainSettings) -> torch.nn.Module:
     if s.init is not None:
         from glscl_lite.model.standin import load_into
 
-        load_into(model, _init_path(s.init), s.model)
+        load_into(model, _init_path(s.init, s.model), s.model)
     return model
 
 
@@ -218,7 +224,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     parts: dict[str, Any] = {"settings": _recorded(settings), "model_config": model_cfg,
                              "frame_world": {"version": FRAME_WORLD_VERSION}}
     if settings.init is not None:  # the weights it continues from, by content (a path alone could change)
-        parts["init"] = provenance.file_sha256(_init_path(settings.init))
+        parts["init"] = provenance.file_sha256(_init_path(settings.init, settings.model))
     built_from = provenance.fingerprint(**parts)
     if settings_path.exists():
         rebuild = f"glscl-lite pretrain --out NEW_DIR ... (or delete {out} to start over)"
@@ -320,7 +326,7 @@ def export_weights(out: PathLike, dest: Optional[PathLike] = None, extra: Option
     meta.update({"weights": dest.name, "sha256": provenance.file_sha256(dest)["sha256"], "steps_done": int(state["step"]),
                  "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1)})
     if settings.init is not None:  # the chain of runs these weights continue, so that the record describes all of it
-        before = json.loads(_init_path(settings.init).with_suffix("").with_suffix(".json").read_text())
+        before = json.loads(_init_path(settings.init, settings.model).with_suffix("").with_suffix(".json").read_text())
         meta["init_from"] = {k: before[k] for k in ("settings", "sha256", "steps_done", "cpu_seconds", "init_from")
                              if k in before}
     meta.update(extra or {})

@@ -240,6 +240,22 @@ def test_backbone_with_pretrained_synthetic_uses_the_shipped_weights():
         assert k == k2 and torch.equal(v, v2), k
 
 
+def test_init_shipped_continues_the_packages_stand_in_under_a_portable_name(tmp_path):
+    from glscl_lite.model.standin import shipped_record, shipped_weights
+
+    s = PretrainSettings(model="glscl-synthetic", steps=2, warmup=1, batch_size=4, seed=5, init="shipped")
+    model = build_model(s)
+    shipped = torch.load(shipped_weights("glscl-synthetic"))
+    assert all(torch.equal(v, shipped[k].float()) for k, v in model.state_dict().items())
+    pretrain(s, tmp_path / "run", progress=False, workers=0, threads=1)
+    export_weights(tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "weights.json").read_text())
+    assert record["settings"]["init"] == "shipped"                    # no path of the machine it ran on
+    assert record["init_from"]["sha256"] == shipped_record(model="glscl-synthetic")["sha256"]
+    with pytest.raises(UserError, match="init: no stand-in weights"):  # a model the package ships no weights for
+        PretrainSettings(**TINY, steps=3, init="shipped").check()
+
+
 def test_zeroshot_cli_writes_the_contract_json(tmp_path):
     from glscl_lite.cli import main
 
