@@ -322,22 +322,23 @@ if has_probes:
 #
 # | held-out corpus | probe videos | own moment caption | other probe's moment caption | whole-clip caption | uniform |
 # |---|---|---|---|---|---|
-# | smoke (200 videos) | 20 | 0.88 (above uniform for 95 % of the videos) | 0.39 | 0.12 | 0.25 |
-# | `smoke=False` (1,000 videos) | 50 | 0.96 (above uniform for 96 %) | 0.29 | 0.11 | 0.26 |
+# | smoke (200 videos) | 20 | 0.97 (above uniform for 100 % of the videos) | 0.34 | 0.07 | 0.25 |
+# | `smoke=False` (1,000 videos) | 50 | 0.97 (above uniform for 98 %) | 0.29 | 0.07 | 0.26 |
 #
-# * **The trained GIM does pick the moment.** The own moment caption puts about 90 % or more of its weight on the
-#   flash frames, which hold about a quarter of the real frames. Mean pooling would dilute the flash to that quarter.
+# * **The trained GIM does pick the moment.** The own moment caption puts about 97 % of its weight on the flash
+#   frames, which hold about a quarter of the real frames. Mean pooling would dilute the flash to that quarter.
+#   (The head shipped before, on the plain stand-in that tells shapes apart half as well, put 0.88-0.96 there.)
 # * **The caption's words, with at most a small generic pull.** Another probe's moment caption (same sentence
-#   pattern, an object this clip does not show) puts 0.39 on the flash frames on the 20 smoke probes and 0.29 on
+#   pattern, an object this clip does not show) puts 0.34 on the flash frames on the 20 smoke probes and 0.29 on
 #   the 50 probes, against a uniform share of 0.25-0.26: frames with an extra object attract moment-style captions a
-#   little, if at all. The own caption's 0.88-0.96 is far above that.
-# * **Whole-clip captions avoid the flash frames** (below the uniform share): those frames hold an object the
-#   caption does not mention.
+#   little, if at all. The own caption's 0.97 is far above that.
+# * **Whole-clip captions avoid the flash frames** (0.07, well below the uniform share): those frames hold an object
+#   the caption does not mention.
 # * **τ barely matters below the trained value.** The frame scores are raw dot products of long vectors (frame
-#   norms ~70-75, sentence norms ~9, printed above), so the logits are far apart: from τ = 0.3 to 3 the weights
-#   hardly change (own moment 0.96 on the 50 videos throughout), at τ = 10 they start to spread (0.91) and at
-#   τ = 30 they are well on their way to mean pooling (0.67; the whole-clip caption rises from 0.11 to 0.21 towards
-#   the uniform share).
+#   norms ~63-67, sentence norms ~9, printed above), so the logits are far apart: from τ = 0.3 to 3 the weights
+#   hardly change (own moment 0.99 → 0.97 on the 50 videos), at τ = 10 they start to spread (0.90) and at τ = 30
+#   they are well on their way to mean pooling (0.64; the whole-clip caption rises from 0.07 to 0.18 towards the
+#   uniform share).
 #
 # ## The temperature
 #

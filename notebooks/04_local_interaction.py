@@ -419,27 +419,27 @@ print(f"Sim2 over all pairs: mean {parts['sim2'].mean():.3f}, std {parts['sim2']
 # test videos, 50 probe clips); the tables above are this run's.
 #
 # * **The K = 8 queries have collapsed into one concept.** All eight read the same words and frames: the
-#   total-variation distance between two queries' last-layer attention is 0.006 over words and 0.001 or less over
+#   total-variation distance between two queries' last-layer attention is 0.004 over words and 0.001 or less over
 #   frames (0 = identical, 1 = disjoint), the rows of the word table are equal to the third decimal, and the eight
-#   concepts of a caption have mean cosine 0.999 (a video's: 1.000). Training made the text side *less* diverse than
-#   at initialisation: a freshly initialised LIM reading the same trained word features gives 0.75-0.76. (On the
-#   video side even the fresh LIM gives 1.000: the post-temporal frame features, norms ~70, swamp the queries.) The
-#   learned query vectors do differ (mean cosine 0.75), but after three post-norm decoder layers they come out as
-#   the same vector. So the shipped model shows **no** queries specialising in objects, attributes or frames.
-# * **What that one concept reads.** Words: nearly in proportion to the tokens, with about twice the uniform share
-#   on `<SOT>`/`<EOT>`, 1.5 times on function words ("a", "the", "in"), colour, shape, size and motion words only a
-#   little above their share (colour 0.037-0.042 against 0.036-0.040), and padding below its share (0.43-0.44
-#   against 0.61). Frames: it does prefer what changes -- on the moment-probe clips the flash frames get 0.60 (20
-#   clips) to 0.64 (50 clips) of the last layer's attention against their 0.23-0.25 share (and in the smoke run's
-#   single clip above, the last two real frames, where a yellow shape comes in, take most of it).
+#   concepts of a caption have mean cosine 0.9995 (a video's: 1.000). Training made the text side *less* diverse
+#   than at initialisation: a freshly initialised LIM reading the same trained word features gives 0.71-0.72. (On
+#   the video side even the fresh LIM gives 1.000: the post-temporal frame features, norms ~65, swamp the queries.)
+#   The learned query vectors do differ (mean cosine 0.75), but after three post-norm decoder layers they come out
+#   as the same vector. So the shipped model shows **no** queries specialising in objects, attributes or frames.
+# * **What that one concept reads.** Words: about twice the uniform share on `<SOT>`/`<EOT>` (0.12 against 0.06)
+#   and on size words (0.017-0.025 against 0.007-0.011), 1.7 times on colour words (0.063-0.065 against
+#   0.036-0.040), shape and motion words at about their share, function words ("a", "the", "in") at the top, and
+#   padding below its share (0.41-0.42 against 0.61). Frames: it does prefer what changes -- on the moment-probe
+#   clips the flash frames get 0.54 (20 clips) to 0.62 (50 clips) of the last layer's attention against their
+#   0.23-0.25 share.
 # * **The concept hardly depends on the item, so Sim2 is nearly a constant.** Concept k of two different captions
-#   has cosine ~0.977 (of two videos ~0.975). Sim2 is about 0.04 ± 0.04 over all pairs and hardly higher for
-#   matching pairs (0.05). Ranked by Sim2 alone, retrieval is at chance: median rank 47 of 100 videos (chance
-#   50.5), R@1 0.5 % (chance 1 %), with one hub video first for 99 % of the captions; on the smoke run's 20 videos
-#   median rank 9 (chance 10.5), R@1 5.5 % (chance 5 %), one video first for 90 %. The GIM alone reaches R@1 26 %
-#   on the 100 videos (50 % on the 20), and adding 0.5·Sim2 to it moves R@1 by a few points in no consistent
-#   direction (26 % → 24 % on the 100 videos, 50 % → 54 % on the 20): Sim2 acts like a small per-video offset.
-#   **In this model retrieval is the GIM's work**.
+#   has cosine ~0.967 (of two videos ~0.97). Sim2 is about 0.04 ± 0.05 over all pairs and hardly higher for
+#   matching pairs (0.04). Ranked by Sim2 alone, retrieval is at chance: median rank 48 of 100 videos (chance
+#   50.5), R@1 0.7 % (chance 1 %), with one hub video first for 45 % of the captions; on the smoke run's 20 videos
+#   median rank 8 (chance 10.5), R@1 7.8 % (chance 5 %), one video first for 92 %. The GIM alone reaches R@1 35 %
+#   on the 100 videos (58 % on the 20), and adding 0.5·Sim2 to it moves R@1 by a point or two (35 % → 36 % on the
+#   100 videos, 57.7 % → 58.5 % on the 20): Sim2 acts like a small per-video offset. **In this model retrieval is
+#   the GIM's work** -- on both stand-ins: the head shipped before, on the plain trunk, showed the same collapse.
 #
 # A plausible reason: little in training asks for K *different* concepts here. IDL, the loss that pushes one
 # video's concepts apart, has the official weight α = 1e-4 and acts on video concepts only; ICL ties a caption's

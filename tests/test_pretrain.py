@@ -190,7 +190,7 @@ def test_every_shipped_standin_is_found_by_its_model_name():
     from glscl_lite.model.standin import DEFAULT_MODEL, shipped_models
 
     assert DEFAULT_MODEL in shipped_models()
-    assert "glscl-synthetic-head" not in shipped_models()        # the trained GLSCL head is not a stand-in
+    assert "glscl-synthetic-hybrid-head" not in shipped_models()        # the trained GLSCL head is not a stand-in
 
 
 @pytest.mark.parametrize("name", __import__("glscl_lite.model.standin", fromlist=["x"]).shipped_models())

@@ -21,7 +21,7 @@ def _copy(tmp_path):
 
 def test_shipped_head_loads_offline_with_its_record():
     model, cfg, record = load_shipped_glscl()
-    assert cfg.base_encoder == "glscl-synthetic" and cfg.pretrained == "synthetic" and cfg.head == "glscl"
+    assert cfg.base_encoder == "glscl-synthetic-hybrid" and cfg.pretrained == "synthetic" and cfg.head == "glscl"
     assert not model.training
     assert record["test"]["n_videos"] == 1000 and record["test"]["t2v"]["R1"] > 10 * 100 / 1000
     assert SHIPPED_HEAD.stat().st_size < 2_000_000
