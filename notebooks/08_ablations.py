@@ -275,6 +275,20 @@ else:
     print(f"{hdir / 'summary.csv'} not found: see docs/results/README.md for the command")
 
 # %% [markdown]
+# What changes with the trunk (read in the table; the committed export, 16 settings × 3 seeds):
+#
+# * **Everything rises** (default 5.8 → 10.9 %, binding 58 → 87 %), and the two mechanisms the probes were built
+#   for now separate on several metrics at once: no temporal transformer (recall −2.8, order exactly 50 %, moment,
+#   binding) and mean pooling (recall −1.7, moment −1.7, order −1.6).
+# * **The LIM side still does not.** GIM only, every K, ICL or IDL off, unshared queries and the batch
+#   normaliser stay within noise on t2v R@1; section 4's pin holds on this trunk too (`sim2_pos` 0.047 at K = 8,
+#   0.86-0.87 with the batch normaliser or without ICL), and notebook 04 finds the shipped head's concepts collapsed.
+# * **Read single stars with care.** About 135 intervals are shown; at 95 % some 7 exclude zero by chance. A
+#   difference that holds on several metrics is a finding; a lone one (τ = 1 on recall, K = 2 on binding) is a lead.
+# * GLCCL's +1.1 on the plain trunk does not carry over (−0.2 here): one more reason to re-test before believing a
+#   single separable cell.
+
+# %% [markdown]
 # ## Exercises
 #
 # ### 1 · Predict, then read: τ
