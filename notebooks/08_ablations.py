@@ -287,6 +287,9 @@ else:
 #   difference that holds on several metrics is a finding; a lone one (τ = 1 on recall, K = 2 on binding) is a lead.
 # * GLCCL's +1.1 on the plain trunk does not carry over (−0.2 here): one more reason to re-test before believing a
 #   single separable cell.
+# * EERCF needs patch tokens, so it ran beside this gallery on a cache that holds them
+#   (`docs/results/gallery-hybrid-eercf/`, identical default cells): −4.8 points, worse on every metric, with its
+#   validation R@1 still rising at the 600-step cap -- a protocol with one step budget for all favours fast learners.
 
 # %% [markdown]
 # ## Exercises
