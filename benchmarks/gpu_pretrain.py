@@ -64,7 +64,8 @@ def main() -> int:
     else:
         base = dict(model="glscl-synthetic-hybrid", batch_size=args.batch_size, lr=args.lr, warmup=100,
                     seed=args.seed, twins=1.0, twin_attributes=tuple(args.twin_attributes), init="shipped")
-    session: dict = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+    on_gpu = args.device.startswith("cuda") and torch.cuda.is_available()  # else pretrain() says why, clearly
+    session: dict = {"device": torch.cuda.get_device_name(0) if on_gpu else args.device,
                      "torch": torch.__version__, "cores": cores, "workers": workers, "complete": False,
                      "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}}
     args.out_files.mkdir(parents=True, exist_ok=True)
