@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--twin-attributes", nargs="+", default=["shape", "size"])
+    ap.add_argument("--set-size", type=int, default=2, help="frames per minimal set (2: twins; 8: all shapes)")
     ap.add_argument("--frames", type=int, default=1000, help="zero-shot report frames")
     ap.add_argument("--tiny", action="store_true", help="CPU dry run: glscl-tiny from scratch, a few steps")
     args = ap.parse_args()
@@ -60,10 +61,11 @@ def main() -> int:
     workers = args.workers if args.workers is not None else max(1, cores - 1)
     if args.tiny:
         base = dict(model="glscl-tiny", batch_size=16, lr=2e-3, warmup=2, seed=args.seed, twins=1.0,
-                    twin_attributes=tuple(args.twin_attributes))
+                    twin_attributes=tuple(args.twin_attributes), set_size=args.set_size)
     else:
         base = dict(model="glscl-synthetic-hybrid", batch_size=args.batch_size, lr=args.lr, warmup=100,
-                    seed=args.seed, twins=1.0, twin_attributes=tuple(args.twin_attributes), init="shipped")
+                    seed=args.seed, twins=1.0, twin_attributes=tuple(args.twin_attributes), init="shipped",
+                    set_size=args.set_size)
     on_gpu = args.device.startswith("cuda") and torch.cuda.is_available()  # else pretrain() says why, clearly
     session: dict = {"device": torch.cuda.get_device_name(0) if on_gpu else args.device,
                      "torch": torch.__version__, "cores": cores, "workers": workers, "complete": False,

@@ -164,7 +164,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     given = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
              "warmup": args.warmup, "seed": args.seed, "twins": args.twins,
              "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None,
-             "init": str(args.init) if args.init else None}
+             "set_size": args.set_size, "init": str(args.init) if args.init else None}
     settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
     pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers,
              device=args.device)
@@ -371,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--twins", type=float, default=None, help="fraction of a batch in twin pairs (default 0.5)")
     pt.add_argument("--twin-attributes", nargs="+", default=None, choices=["shape", "size"],
                     help="what a twin may change (default: shape size)")
+    pt.add_argument("--set-size", type=int, default=None,
+                    help="frames per minimal set: 2 = twins (default); up to 8 over shape alone, 3 with size")
     pt.add_argument("--init", default=None,
                     help="continue from these stand-in weights (a finished pretraining folder, its weights.fp16.pt, or "
                          "'shipped': the package's stand-in of --model) under a new schedule; give another --seed")

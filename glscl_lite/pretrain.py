@@ -31,7 +31,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from glscl_lite import provenance
-from glscl_lite.data.frame_world import FRAME_WORLD_VERSION, TWIN_ATTRIBUTES, make_frame, make_twins
+from glscl_lite.data.frame_world import (FRAME_WORLD_VERSION, TWIN_ATTRIBUTES, make_frame, make_minimal_set,
+                                         max_set_size)
 from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import images_to_input
 from glscl_lite.errors import UserError
@@ -59,9 +60,13 @@ class PretrainSettings:
     """Seeds the initialisation and the frame stream (:func:`~glscl_lite.data.frame_world.frame_rng`)."""
     twins: float = 0.5
     """Fraction of each batch made of twin pairs (:func:`~glscl_lite.data.frame_world.make_twins`:
-    a frame and a copy with one object's shape or size changed -- hard negatives)."""
+    a frame and a copy with one object's shape or size changed -- hard negatives), or of larger
+    minimal sets (``set_size``)."""
     twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES
     """What a twin may change (drawn uniformly): ``("shape", "size")``, or one of them."""
+    set_size: int = 2
+    """Frames per minimal set (:func:`~glscl_lite.data.frame_world.make_minimal_set`): 2 makes twins;
+    up to 8 over shape alone (one object as up to 8 shapes), up to 3 when size may change."""
     init: Optional[str] = None
     """Start from these stand-in weights (a ``weights.fp16.pt`` of a finished pretraining folder, the
     folder, or ``"shipped"``: the package's stand-in of ``model``) instead of random ones: continued
@@ -83,6 +88,9 @@ class PretrainSettings:
             problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
         if not self.twin_attributes or any(a not in TWIN_ATTRIBUTES for a in self.twin_attributes):
             problems.append(f"twin_attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {self.twin_attributes!r}")
+        elif not 2 <= self.set_size <= max_set_size(self.twin_attributes):
+            problems.append(f"set_size must be in [2, {max_set_size(self.twin_attributes)}] for twin_attributes "
+                            f"{self.twin_attributes!r}, got {self.set_size}")
         if self.init is not None and not _init_path(self.init, self.model).is_file():
             problems.append(f"init: no stand-in weights at {_init_path(self.init, self.model)} "
                             "(a pretraining folder's weights.fp16.pt, or 'shipped' for a model the package ships)")
@@ -95,23 +103,24 @@ class PretrainSettings:
 class FrameCaptionBatches(IterableDataset):
     """Batches ``(images uint8 [B,S,S,3], ids [B,L])`` for steps ``start .. stop-1``.
 
-    Step ``s`` holds frames ``s*B .. s*B+B-1`` of the ``train`` stream of ``seed``.
+    Step ``s`` holds frames ``s*B .. s*B+B-1`` of the ``train`` stream of ``seed``: first
+    ``round(B * twins / set_size)`` minimal sets of ``set_size`` frames, then single frames.
     """
 
     def __init__(self, seed: int, batch_size: int, image_size: int, context_length: int, start: int, stop: int,
-                 twins: float = 0.0, twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES):
+                 twins: float = 0.0, twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES, set_size: int = 2):
         self.seed, self.batch_size, self.image_size = seed, batch_size, image_size
-        self.twin_attributes = tuple(twin_attributes)
+        self.twin_attributes, self.set_size = tuple(twin_attributes), set_size
         self.context_length, self.start, self.stop = context_length, start, stop
-        self.pairs = int(round(batch_size * twins / 2))
+        self.sets = int(round(batch_size * twins / set_size))
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        first = step * self.batch_size
+        first, n = step * self.batch_size, self.set_size
         samples = []
-        for j in range(self.pairs):  # frames first + 2j and their twins
-            samples += make_twins("train", self.seed, first + 2 * j, self.image_size, self.twin_attributes)
+        for j in range(self.sets):  # frames first + n*j and the rest of their minimal sets (n = 2: twins)
+            samples += make_minimal_set("train", self.seed, first + n * j, self.image_size, self.twin_attributes, n)
         samples += [make_frame("train", self.seed, first + i, self.image_size)
-                    for i in range(2 * self.pairs, self.batch_size)]
+                    for i in range(n * self.sets, self.batch_size)]
         captions = [s.caption for s in samples]
         ids, _ = tokenize(captions, self.context_length, workers=1)
         return torch.from_numpy(np.stack([s.image for s in samples])), ids, captions
@@ -167,7 +176,7 @@ def build_model(s: PretrainSettings) -> torch.nn.Module:
     return model
 
 
-_LATER_FIELDS: dict[str, Any] = {"twin_attributes": list(TWIN_ATTRIBUTES), "init": None}
+_LATER_FIELDS: dict[str, Any] = {"twin_attributes": list(TWIN_ATTRIBUTES), "init": None, "set_size": 2}
 """Settings added after the first stand-in shipped (as JSON reads them back): recorded only when they
 differ from their default, so that folders written before them keep their fingerprint (and resume);
 absent from a record means the default (:func:`glscl_lite.provenance.differences`)."""
@@ -253,7 +262,8 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     image_size = model.visual.image_size
     image_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
     data = FrameCaptionBatches(settings.seed, settings.batch_size, image_size, model.context_length,
-                               step, settings.steps, settings.twins, settings.twin_attributes)
+                               step, settings.steps, settings.twins, settings.twin_attributes,
+                               settings.set_size)
     loader = DataLoader(data, batch_size=None, num_workers=workers, pin_memory=dev.type == "cuda",
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     model.train()

@@ -26,7 +26,7 @@ from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import images_to_input
 from glscl_lite.metrics import retrieval_metrics
 
-__all__ = ["ATTRIBUTES", "CHANCE", "prompt_table", "zero_shot", "evaluate_clip"]
+__all__ = ["ATTRIBUTES", "CHANCE", "prompt_table", "zero_shot", "zero_shot_predictions", "evaluate_clip"]
 
 ATTRIBUTES = ("colour", "shape", "size", "background")
 CHANCE = {"colour": 100 / len(syn.COLOURS), "shape": 100 / len(syn.SHAPES), "size": 100 / len(syn.SIZES),
@@ -64,12 +64,11 @@ def _image_size(model: torch.nn.Module) -> int:
 
 
 @torch.no_grad()
-def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
-              confusion: Optional[dict[str, dict[str, dict[str, int]]]] = None) -> dict[str, Any]:
-    """Zero-shot accuracy (percent) per attribute on ``n_frames`` held-out one-object frames.
-
-    ``confusion``, when given, is filled with ``{attribute: {true class: {predicted class: count}}}``.
-    """
+def zero_shot_predictions(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0
+                          ) -> dict[str, tuple[list[str], list[str]]]:
+    """``{attribute: (predicted classes, true classes)}``, one entry per held-out frame, in frame order
+    (frames ``0 .. n_frames-1`` of stream ``eval``, ``seed``): what :func:`zero_shot` scores, kept
+    per frame so that two models can be compared frame by frame (a paired test)."""
     import numpy as np
 
     model.eval()
@@ -79,17 +78,29 @@ def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
     img = _encode_images(model, torch.from_numpy(np.stack([f.image for f in frames])))
     truth = {"colour": [f.objects[0].colour for f in frames], "shape": [f.objects[0].shape for f in frames],
              "size": [f.objects[0].size for f in frames], "background": [f.background for f in frames]}
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[list[str], list[str]]] = {}
     for attr in ATTRIBUTES:
         classes = list(dict.fromkeys(r[attr] for r in table))
         protos = torch.stack([text[[i for i, r in enumerate(table) if r[attr] == c]].mean(0) for c in classes])
         protos = torch.nn.functional.normalize(protos, dim=-1)
-        pred = (img @ protos.T).argmax(dim=1).tolist()
-        out[attr] = round(100.0 * float(np.mean([classes[p] == t for p, t in zip(pred, truth[attr])])), 2)
+        out[attr] = ([classes[i] for i in (img @ protos.T).argmax(dim=1).tolist()], truth[attr])
+    return out
+
+
+def zero_shot(model: torch.nn.Module, n_frames: int = 1000, seed: int = 0,
+              confusion: Optional[dict[str, dict[str, dict[str, int]]]] = None) -> dict[str, Any]:
+    """Zero-shot accuracy (percent) per attribute on ``n_frames`` held-out one-object frames.
+
+    ``confusion``, when given, is filled with ``{attribute: {true class: {predicted class: count}}}``.
+    """
+    out: dict[str, Any] = {}
+    classes = {attr: list(dict.fromkeys(r[attr] for r in prompt_table())) for attr in ATTRIBUTES}
+    for attr, (pred, truth) in zero_shot_predictions(model, n_frames, seed).items():
+        out[attr] = round(100.0 * sum(p == t for p, t in zip(pred, truth)) / len(truth), 2)
         if confusion is not None:
-            counts = confusion.setdefault(attr, {c: {} for c in classes})
-            for p, t in zip(pred, truth[attr]):
-                counts[t][classes[p]] = counts[t].get(classes[p], 0) + 1
+            counts = confusion.setdefault(attr, {c: {} for c in classes[attr]})
+            for p, t in zip(pred, truth):
+                counts[t][p] = counts[t].get(p, 0) + 1
     return out
 
 

@@ -82,6 +82,58 @@ def test_batches_hold_twin_pairs_then_single_frames():
     assert captions[4:] == [fw.make_frame("train", 0, 3 * 8 + i, 64).caption for i in range(4, 8)]
 
 
+def test_minimal_sets_show_one_object_in_distinct_shapes_with_one_caption_word_changed():
+    full = 0
+    for i in range(12):
+        frames = fw.make_minimal_set("train", 0, 8 * i, 64, ("shape",), 8)
+        assert len(frames) == 8
+        if not frames[0].objects:  # nothing to change: random frames stand in
+            continue
+        full += 1
+        changed = {k for f in frames[1:] for k, (x, y) in enumerate(zip(frames[0].objects, f.objects)) if x != y}
+        assert len(changed) == 1, changed  # the same object changes in every frame of the set
+        (k,) = changed
+        shapes = [f.objects[k].shape for f in frames]
+        assert sorted(shapes) == sorted(syn.SHAPES)  # all eight shapes, each once
+        assert len({(o.colour, o.size, o.position) for f in frames for o in (f.objects[k],)}) == 1
+        for f in frames[1:]:
+            edits = [op for op in difflib.SequenceMatcher(a=frames[0].caption.split(), b=f.caption.split()).get_opcodes()
+                     if op[0] != "equal"]
+            assert len(edits) == 1 and f.background == frames[0].background, (frames[0].caption, f.caption)
+    assert full >= 6
+    # a set of two is exactly a twin pair (so runs trained on twins keep their frames)
+    for i in range(6):
+        pair, twins = fw.make_minimal_set("train", 1, 2 * i, 64, ("shape", "size"), 2), fw.make_twins("train", 1, 2 * i, 64)
+        assert [f.caption for f in pair] == [f.caption for f in twins]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(pair, twins))
+    sizes = fw.make_minimal_set("train", 0, 3, 64, ("size",), 3)
+    if sizes[0].objects and len(sizes[0].objects) == len(sizes[1].objects):
+        assert len({f.objects for f in sizes}) == 3
+    assert fw.max_set_size(("shape",)) == 8 and fw.max_set_size(("shape", "size")) == 3
+    with pytest.raises(ValueError, match="2 to 3 frames, got 4"):
+        fw.make_minimal_set("train", 0, 0, 64, ("shape", "size"), 4)
+
+
+def test_batches_hold_minimal_sets_then_single_frames_and_set_size_is_checked(tmp_path):
+    from glscl_lite.pretrain import FrameCaptionBatches
+
+    data = FrameCaptionBatches(seed=0, batch_size=20, image_size=64, context_length=32, start=0, stop=1, twins=0.8,
+                               twin_attributes=("shape",), set_size=8)
+    _, ids, captions = data.batch(1)
+    assert ids.shape == (20, 32) and data.sets == 2
+    assert captions[8:16] == [f.caption for f in fw.make_minimal_set("train", 0, 20 + 8, 64, ("shape",), 8)]
+    assert captions[16:] == [fw.make_frame("train", 0, 20 + i, 64).caption for i in range(16, 20)]
+    with pytest.raises(UserError, match=r"set_size must be in \[2, 3\]"):
+        pretrain(PretrainSettings(**TINY, steps=3, set_size=8), tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    s = PretrainSettings(**TINY, steps=3)
+    pretrain(s, tmp_path / "run", progress=False, workers=0)
+    assert "set_size" not in json.loads((tmp_path / "run" / "settings.json").read_text())["settings"]
+    sets = PretrainSettings(**TINY, steps=3, twins=1.0, twin_attributes=("shape",), set_size=8)
+    with pytest.raises(UserError, match="settings.set_size"):
+        pretrain(sets, tmp_path / "run", progress=False, workers=0)  # the same folder, other settings: refused
+
+
 def test_zero_shot_frames_show_one_object_on_a_named_scene():
     frames = fw.zero_shot_frames(12, 64, seed=0)
     assert all(len(f.objects) == 1 and f.background in syn.SCENE_BACKGROUNDS for f in frames)

@@ -38,7 +38,9 @@ __all__ = [
     "frame_objects",
     "frame_rng",
     "make_frame",
+    "make_minimal_set",
     "make_twins",
+    "max_set_size",
     "size_class",
     "zero_shot_frames",
 ]
@@ -195,43 +197,75 @@ TWIN_ATTRIBUTES = ("shape", "size")
 (colour, position, background) leaves unlearned."""
 
 
-def make_twins(split: str, seed: int, index: int, image_size: int,
-               attributes: tuple[str, ...] = TWIN_ATTRIBUTES) -> tuple[FrameSample, FrameSample]:
-    """A frame and its *twin*: the same scene at the same instant with one visible object's shape
-    or size changed, captioned with the same words but that one (a minimal pair).
+def max_set_size(attributes: tuple[str, ...]) -> int:
+    """The largest minimal set :func:`make_minimal_set` can build over ``attributes``: one plus the
+    fewest other values an attribute offers (shape: 8 frames, size: 3)."""
+    values = {"shape": len(syn.SHAPES), "size": len(syn.SIZES)}
+    return min(values[a] for a in attributes)
 
-    In a contrastive batch the twin is a hard negative that only the changed attribute tells apart,
-    which CLIP's objective otherwise learns slowly: a batch of random frames is already told apart
-    by colour, position and background.  A frame with no visible object gets a random twin.
-    ``attributes``: what a twin may change (a subset of :data:`TWIN_ATTRIBUTES`, drawn uniformly).
+
+def make_minimal_set(split: str, seed: int, index: int, image_size: int,
+                     attributes: tuple[str, ...] = TWIN_ATTRIBUTES, size: int = 2) -> list[FrameSample]:
+    """``size`` frames of the same scene at the same instant in which one visible object takes
+    ``size`` distinct values of one attribute (shape or size), each captioned with the same words but
+    that one: a *minimal set* (``size = 2``: a frame and its twin, :func:`make_twins`).
+
+    In a contrastive batch every frame of a set is a hard negative of the others that only the changed
+    attribute tells apart.  A set of 8 over shape shows one object as every shape at once, so each
+    frame meets all seven wrong shapes (a twin meets one).  ``attributes``: what a set may change
+    (drawn uniformly per set; a subset of :data:`TWIN_ATTRIBUTES`); ``size`` is at most
+    :func:`max_set_size` of them.  A frame with no visible object to change is followed by random
+    frames (indices ``index + RANDOM_TWIN_OFFSET + j``).
     """
     if not attributes or any(a not in TWIN_ATTRIBUTES for a in attributes):
         raise ValueError(f"twin attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {attributes!r}")
+    if not 2 <= size <= max_set_size(attributes):
+        raise ValueError(f"a minimal set over {attributes!r} holds 2 to {max_set_size(attributes)} frames, got {size}")
     rng = frame_rng(split, seed, index)
     scene, t, objects = _sample_instant(rng, False, False)
     state = rng.bit_generator.state
     first = _render(scene, t, objects, image_size, rng)
     visible = [k for k, _ in _visible(scene, t)]
-    twin_scene = None
+    variants: list[syn.Scene] = []
     for _ in range(8):
         if not visible:
             break
         k = visible[int(rng.integers(len(visible)))]
         obj = scene.objects[k]
         attribute = attributes[int(rng.integers(len(attributes)))]
-        if attribute == "shape":
-            new = replace(obj, shape=syn._pick(rng, [s for s in syn.SHAPES if s != obj.shape]))
-        else:
-            new = replace(obj, size=syn._pick(rng, [z for z in syn.SIZES if z != obj.size]))
-        candidate = replace(scene, objects=scene.objects[:k] + (new,) + scene.objects[k + 1:])
-        if frame_objects(candidate, t) != objects and len(frame_objects(candidate, t)) == len(objects):
-            twin_scene = candidate
+        pool = [s for s in syn.SHAPES if s != obj.shape] if attribute == "shape" else \
+            [z for z in syn.SIZES if z != obj.size]
+        # a twin draws one value as it always has (folders trained on twins keep their frames)
+        values = [syn._pick(rng, pool)] if size == 2 else [pool[i] for i in rng.permutation(len(pool))[:size - 1]]
+        candidates = [replace(scene, objects=scene.objects[:k] + (replace(obj, **{attribute: v}),)
+                              + scene.objects[k + 1:]) for v in values]
+        seen = [objects] + [frame_objects(c, t) for c in candidates]
+        if all(len(o) == len(objects) for o in seen) and len(set(seen)) == len(seen):
+            variants = candidates
             break
-    if twin_scene is None:
-        return first, make_frame(split, seed, index + RANDOM_TWIN_OFFSET, image_size)
-    twin_rng = np.random.default_rng()
-    twin_rng.bit_generator.state = state  # the same caption words, but for the changed attribute
-    return first, _render(twin_scene, t, frame_objects(twin_scene, t), image_size, twin_rng)
+    if not variants:
+        return [first] + [make_frame(split, seed, index + RANDOM_TWIN_OFFSET + j, image_size) for j in range(size - 1)]
+    out = [first]
+    for candidate in variants:
+        twin_rng = np.random.default_rng()
+        twin_rng.bit_generator.state = state  # the same caption words, but for the changed attribute
+        out.append(_render(candidate, t, frame_objects(candidate, t), image_size, twin_rng))
+    return out
+
+
+def make_twins(split: str, seed: int, index: int, image_size: int,
+               attributes: tuple[str, ...] = TWIN_ATTRIBUTES) -> tuple[FrameSample, FrameSample]:
+    """A frame and its *twin*: the same scene at the same instant with one visible object's shape
+    or size changed, captioned with the same words but that one (a minimal pair; a
+    :func:`make_minimal_set` of two).
+
+    In a contrastive batch the twin is a hard negative that only the changed attribute tells apart,
+    which CLIP's objective otherwise learns slowly: a batch of random frames is already told apart
+    by colour, position and background.  A frame with no visible object gets a random twin.
+    ``attributes``: what a twin may change (a subset of :data:`TWIN_ATTRIBUTES`, drawn uniformly).
+    """
+    first, twin = make_minimal_set(split, seed, index, image_size, attributes, 2)
+    return first, twin
 
 
 def zero_shot_frames(n: int, image_size: int, seed: int = 0, start: int = 0) -> list[FrameSample]:
