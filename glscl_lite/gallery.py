@@ -18,6 +18,8 @@ Statistics (:func:`summarize_gallery`), for every setting and metric:
   averaged, not resampled: the interval is about which test items happen to be in the test set;
   ``std`` shows the seed-to-seed spread beside it.
 * ``own_ci_low``, ``own_ci_high``: the same bootstrap interval of the setting's own mean.
+* ``t2v_all_*`` (every caption of every test video as a query): the captions of one video are not
+  independent, so these resample *videos* (a cluster bootstrap) and keep all their captions.
 
 A difference whose interval contains 0 is reported as not separable from noise (``separable``).
 """
@@ -62,10 +64,15 @@ GALLERY_METRICS: dict[str, tuple[str, str]] = {
     "v2t_R1": ("v2t", "r1"), "v2t_R5": ("v2t", "r5"),
     "moment_R1": ("moment", "r1"), "full_R1": ("full", "r1"),
     "order_acc": ("order", "pair"), "binding_acc": ("binding", "pair"),
+    "t2v_all_R1": ("t2v_all", "r1"), "t2v_all_R5": ("t2v_all", "r5"),
 }
 """metric -> (item population, how an item scores): ``rK`` = 100 if the item's rank < K else 0;
-``pair`` = 100 x the mean of the pair's t2v and v2t outcomes (1 / 0.5 tie / 0)."""
+``pair`` = 100 x the mean of the pair's t2v and v2t outcomes (1 / 0.5 tie / 0).  ``t2v_all``: every
+caption of every test video as a query (MSR-VTT's "full" protocol; 20 per video in the synthetic
+corpus), resampled by video (:func:`summarize_gallery`)."""
 OUTCOMES_FILE = "gallery_outcomes.json"
+OUTCOMES_VERSION = 2
+"""Bumped when cells are scored on more items (2: ``t2v_all``); an older cache is recomputed."""
 
 
 def _item_values(outcomes: Mapping[str, Any], metric: str) -> np.ndarray:
@@ -80,12 +87,14 @@ def cell_outcomes(run_dir: PathLike, probe_features=None, device: Optional[str] 
     """Per-item outcomes of a finished cell (cached in ``RUN/gallery_outcomes.json``).
 
     Keys: ``t2v_rank`` / ``v2t_rank`` (0-based, equal scores ranked optimistically) on the test
-    split; with probes in the corpus also ``moment_rank``, ``full_rank``, ``order_t2v``,
+    split; ``t2v_all_rank`` and ``t2v_all_video`` (each query's video) for every caption of the test
+    videos when they have more than the test list's; with probes in the corpus also ``moment_rank``, ``full_rank``, ``order_t2v``,
     ``order_v2t``, ``binding_t2v``, ``binding_v2t`` (:func:`glscl_lite.probes_eval.score_probes`).
     A cache written for another best checkpoint is recomputed.
     """
     from glscl_lite import runs
-    from glscl_lite.data.splits import build_splits
+    from glscl_lite.data.msrvtt import load_annotations
+    from glscl_lite.data.splits import all_test_captions, build_splits
     from glscl_lite.evaluate import evaluate_model, load_run_model
     from glscl_lite.features import video_inputs
     from glscl_lite.metrics import query_ranks
@@ -97,14 +106,21 @@ def cell_outcomes(run_dir: PathLike, probe_features=None, device: Optional[str] 
     cache = run_dir / OUTCOMES_FILE
     if cache.exists():
         saved = json.loads(cache.read_text())
-        if saved.get("checkpoint_sha256") == ckpt:
+        if saved.get("checkpoint_sha256") == ckpt and saved.get("version") == OUTCOMES_VERSION:
             return saved
     model, cfg, dev = load_run_model(run_dir, "best", device)
-    splits = build_splits(cfg)
+    anno = load_annotations(cfg.anno_path)
+    splits = build_splits(cfg, anno)
     source, features = video_inputs(cfg, model.backbone.image_size)
     res = evaluate_model(model, splits.test, cfg, dev, source=source, features=features, return_similarity=True)
     t2v, v2t = query_ranks(res["similarity"], splits.test.text_video, ties="optimistic")
-    out: dict[str, Any] = {"checkpoint_sha256": ckpt, "t2v_rank": t2v.tolist(), "v2t_rank": v2t.tolist()}
+    out: dict[str, Any] = {"checkpoint_sha256": ckpt, "version": OUTCOMES_VERSION,
+                           "t2v_rank": t2v.tolist(), "v2t_rank": v2t.tolist()}
+    every = all_test_captions(splits.test, anno)
+    if len(every.captions) > len(splits.test.captions):  # more than the one caption per video of the test list
+        res = evaluate_model(model, every, cfg, dev, source=source, features=features, return_similarity=True)
+        out["t2v_all_rank"] = query_ranks(res["similarity"], every.text_video, ties="optimistic")[0].tolist()
+        out["t2v_all_video"] = list(every.text_video)
     if (Path(cfg.anno_path) / "probes").is_dir():
         from glscl_lite.probes_eval import score_probes
 
@@ -153,8 +169,17 @@ def summarize_gallery(outcomes: Mapping[str, Mapping[int, Mapping[str, Any]]], d
         values = {s: np.stack([_item_values(o, metric) for o in cells.values()])   # [seeds, items]
                   for s, cells in outcomes.items()}
         n_items = values[default].shape[1]
-        idx = rng.integers(0, n_items, size=(n_boot, n_items))
-        boot = {s: v.mean(0)[idx].mean(1) for s, v in values.items()}             # [n_boot], seeds averaged
+        groups = any_cell.get(f"{GALLERY_METRICS[metric][0]}_video")
+        if groups is None:  # independent items: resample them
+            idx = rng.integers(0, n_items, size=(n_boot, n_items))
+            boot = {s: v.mean(0)[idx].mean(1) for s, v in values.items()}         # [n_boot], seeds averaged
+        else:  # several captions per video are not independent: resample videos, keep all their captions
+            g = np.asarray(groups)
+            counts = np.bincount(g)
+            vidx = rng.integers(0, len(counts), size=(n_boot, len(counts)))
+            total = counts[vidx].sum(1)
+            boot = {s: np.bincount(g, weights=v.mean(0), minlength=len(counts))[vidx].sum(1) / total
+                    for s, v in values.items()}
         for s, v in values.items():
             per_seed = v.mean(1)
             diff = boot[s] - boot[default]
@@ -329,10 +354,20 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
               "moment_R1": "Moment probe R@1 (%): captions true of a short flash only",
               "full_R1": "Moment probe videos, whole-clip captions R@1 (%)",
               "order_acc": "Order probe, pairwise accuracy (%, chance 50)",
-              "binding_acc": "Binding probe, pairwise accuracy (%, chance 50)"}
+              "binding_acc": "Binding probe, pairwise accuracy (%, chance 50)",
+              "t2v_all_R1": "Every caption of every test video as a query, text-to-video R@1 (%)"}
     for metric, title in titles.items():
         if (summary.metric == metric).any():
             lines += [f"## {title}", "", format_table(summary, metric), ""]
+    own = summary[(summary.setting == "default") & summary.metric.isin(["t2v_R1", "t2v_all_R1"])]
+    if len(own) == 2:
+        one, every = (own[own.metric == m].iloc[0] for m in ("t2v_R1", "t2v_all_R1"))
+        lines += ["The default's own 95 % interval: "
+                  f"{one['mean']:.2f} [{one.own_ci_low:.2f}, {one.own_ci_high:.2f}] on the {int(one.n_items):,} captions of the "
+                  f"test list, {every['mean']:.2f} [{every.own_ci_low:.2f}, {every.own_ci_high:.2f}] on all "
+                  f"{int(every.n_items):,} captions of the same videos (videos resampled: the captions of one video "
+                  "are not independent). Both rank the same test videos; the second averages over 20 "
+                  "descriptions of each video instead of one, so it is not the same number.", ""]
     lines += ["![differences to the default](gallery_diffs.png)", ""]
     if k_curve:
         lines += ["![R@1 against K](gallery_k.png)", ""]

@@ -44,6 +44,23 @@ def test_a_clearly_better_setting_is_separable_and_a_tiny_one_is_not():
     assert order["mean"] == pytest.approx(100 * (1 + 0.5 + 0.5 + 0.5) / 4)
 
 
+def test_every_caption_metrics_resample_videos_not_captions():
+    """20 captions per video that share their video's fate: resampling captions as if independent would
+    give an interval ~sqrt(20) too narrow; the cluster bootstrap resamples videos."""
+    rng = np.random.default_rng(2)
+    hit = rng.random(100) < 0.3                                   # a video is found by all its captions or none
+    video = np.repeat(np.arange(100), 20)
+    cells = {seed: {"t2v_rank": [0] * 100, "v2t_rank": [0] * 100, "t2v_all_rank": np.where(hit[video], 0, 5).tolist(),
+                    "t2v_all_video": video.tolist()} for seed in range(2)}
+    s = summarize_gallery({"default": cells}, n_boot=2000).set_index("metric")
+    row = s.loc["t2v_all_R1"]
+    assert row["mean"] == pytest.approx(100 * hit.mean()) and row.n_items == 2000
+    half = (row.own_ci_high - row.own_ci_low) / 2
+    binomial_videos = 196 * np.sqrt(hit.mean() * (1 - hit.mean()) / 100)  # the interval of 100 independent items
+    assert 0.8 * binomial_videos < half < 1.2 * binomial_videos, (half, binomial_videos)
+    assert s.loc["t2v_R1", "n_items"] == 100 and "t2v_all_R5" in s.index
+
+
 def test_the_default_must_be_there():
     with pytest.raises(ValueError, match="default"):
         summarize_gallery({"K1": _cells([[0, 1]])})
@@ -60,7 +77,9 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
                                     f"feature_cache={tmp_path / 'features'}"],
                           out, seeds=[0, 1], settings=["default", "K1"], export=export, n_boot=100, progress=False)
     assert set(summary.setting) == {"default", "K1"}
-    assert {"t2v_R1", "v2t_R1", "moment_R1", "order_acc", "binding_acc"} <= set(summary.metric)
+    assert {"t2v_R1", "v2t_R1", "moment_R1", "order_acc", "binding_acc", "t2v_all_R1"} <= set(summary.metric)
+    n_one, n_all = (summary.set_index(["setting", "metric"]).loc[("default", m), "n_items"] for m in ("t2v_R1", "t2v_all_R1"))
+    assert n_all == 20 * n_one  # every caption of the same test videos
     assert (summary[summary.setting == "default"]["diff"] == 0).all()
     assert (export / "summary.csv").is_file() and (export / "gallery_diffs.png").is_file()
     assert {"setting", "metric", "mean", "std", "diff", "ci_low", "ci_high"} <= set(pd.read_csv(export / "summary.csv"))
@@ -72,6 +91,7 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     assert "--settings default K1 " in record["command"]  # a subset: the command re-runs that subset only
     assert "gallery_cpu.sh" not in readme                  # ... and the full-gallery script is not offered for it
     assert "## Text-to-video R@1" in readme and "paired bootstrap" in readme
+    assert "## Every caption of every test video" in readme and "videos resampled" in readme
     train = pd.read_csv(export / "train_metrics.csv")
     assert {"setting", "seed", "step", "icl", "idl", "sim2_pos"} <= set(train.columns)
     assert sorted(train.groupby(["setting", "seed"]).size().index) == [("K1", 0), ("K1", 1), ("default", 0), ("default", 1)]

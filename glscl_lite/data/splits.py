@@ -48,6 +48,15 @@ class Splits:
         return list(dict.fromkeys(c.video_id for c in self.train))
 
 
+def all_test_captions(test: EvalSet, annotations: MSRVTTAnnotations) -> EvalSet:
+    """Every caption of the test videos (in the test list's video order), e.g. 20 per video: MSR-VTT's
+    "full" protocol on the 1k-A videos, 20x the queries of the one-caption test list."""
+    missing = [v for v in test.video_ids if v not in annotations.captions_by_video]
+    if missing:
+        raise DataError(f"{annotations.path}: test video {missing[0]} has no captions ({len(missing)} such videos)")
+    return EvalSet.from_captions("test_all", [c for v in test.video_ids for c in annotations.captions(v)])
+
+
 def build_splits(cfg: Config, annotations: Optional[MSRVTTAnnotations] = None) -> Splits:
     anno = annotations or load_annotations(cfg.anno_path)
     train_ids = read_video_list(cfg.resolve(cfg.train_csv))
