@@ -338,6 +338,19 @@ else:
     print(f"{adir / 'summary.csv'} not found: see docs/results/README.md for the command")
 
 # %% [markdown]
+# What the committed export shows (4 settings × 3 seeds on the hybrid trunk):
+#
+# * **The default's interval shrinks from ±1.8 to ±0.67 points** -- by 2.6×, not by √20 ≈ 4.5×, because the 20
+#   captions of one video mostly succeed or fail together. Resampling captions as if they were independent would
+#   have claimed ±0.4: too good to be true.
+# * **Mean pooling's loss becomes unambiguous**: on the test list this re-run puts it at −1.6 with an interval that
+#   touches zero, on every caption at −2.2 [−2.9, −1.5] (and −5.4 at R@5). No temporal transformer: −2.7 [−3.3, −2.2].
+# * **ICL and IDL off: −0.2 [−0.5, +0.1].** A tight null: whatever the two LIM losses do on this trunk, it moves
+#   recall by less than half a point. A null with a narrow interval says much more than one with a wide interval.
+# * More queries buy power only for the question "on these videos"; they do not add test *videos*, so a
+#   difference that depends on which videos were drawn still needs a larger corpus.
+
+# %% [markdown]
 # ## Exercises
 #
 # ### 1 · Predict, then read: τ
