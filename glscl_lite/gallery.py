@@ -366,8 +366,9 @@ def gallery_readme(summary: pd.DataFrame, record: Mapping[str, Any], out: PathLi
                   f"{one['mean']:.2f} [{one.own_ci_low:.2f}, {one.own_ci_high:.2f}] on the {int(one.n_items):,} captions of the "
                   f"test list, {every['mean']:.2f} [{every.own_ci_low:.2f}, {every.own_ci_high:.2f}] on all "
                   f"{int(every.n_items):,} captions of the same videos (videos resampled: the captions of one video "
-                  "are not independent). Both rank the same test videos; the second averages over 20 "
-                  "descriptions of each video instead of one, so it is not the same number.", ""]
+                  "are not independent). Both rank the same test videos; the second averages over "
+                  f"{int(every.n_items) // int(one.n_items)} descriptions of each video instead of one, so it is "
+                  "not the same number.", ""]
     lines += ["![differences to the default](gallery_diffs.png)", ""]
     if k_curve:
         lines += ["![R@1 against K](gallery_k.png)", ""]
