@@ -50,7 +50,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--twin-attributes", nargs="+", default=["shape", "size"])
+    ap.add_argument("--twin-attributes", nargs="+", default=["shape"],
+                    help="what twins change (default shape: the stop-20 CPU A/B kept every attribute with it)")
     ap.add_argument("--set-size", type=int, default=2, help="frames per minimal set (2: twins; 8: all shapes)")
     ap.add_argument("--frames", type=int, default=1000, help="zero-shot report frames")
     ap.add_argument("--tiny", action="store_true", help="CPU dry run: glscl-tiny from scratch, a few steps")
