@@ -129,8 +129,9 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     from glscl_lite.gallery import format_table, run_gallery
 
     summary = run_gallery(args.config, args.set, args.out, seeds=args.seeds, settings=args.settings,
-                          export=args.export, n_boot=args.n_boot, progress=not args.quiet)
-    print(format_table(summary, "t2v_R1"))
+                          export=args.export, n_boot=args.n_boot, progress=not args.quiet, train_only=args.train_only)
+    if summary is not None:
+        print(format_table(summary, "t2v_R1"))
     return 0
 
 
@@ -164,7 +165,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     given = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
              "warmup": args.warmup, "seed": args.seed, "twins": args.twins,
              "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None,
-             "set_size": args.set_size, "init": str(args.init) if args.init else None}
+             "set_size": args.set_size, "size_twins": args.size_twins, "init": str(args.init) if args.init else None}
     settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
     pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers,
              device=args.device)
@@ -329,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     ga.add_argument("--settings", nargs="*", default=None, help="subset of the gallery's settings (default: all)")
     ga.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     ga.add_argument("--export", type=Path, default=None, help="write summary.csv, figures and config here")
+    ga.add_argument("--train-only", action="store_true",
+                    help="train exactly the --settings cells (default only if named), score nothing: a second "
+                         "worker on a disjoint subset; finish with a run without it")
     ga.add_argument("--quiet", action="store_true")
     ga.set_defaults(func=cmd_gallery)
 
@@ -373,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what a twin may change (default: shape size)")
     pt.add_argument("--set-size", type=int, default=None,
                     help="frames per minimal set: 2 = twins (default); up to 8 over shape alone, 3 with size")
+    pt.add_argument("--size-twins", type=float, default=None,
+                    help="fraction of a batch in size twins after the sets (a mixed batch; default 0)")
     pt.add_argument("--init", default=None,
                     help="continue from these stand-in weights (a finished pretraining folder, its weights.fp16.pt, or "
                          "'shipped': the package's stand-in of --model) under a new schedule; give another --seed")

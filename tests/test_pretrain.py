@@ -134,6 +134,37 @@ def test_batches_hold_minimal_sets_then_single_frames_and_set_size_is_checked(tm
         pretrain(sets, tmp_path / "run", progress=False, workers=0)  # the same folder, other settings: refused
 
 
+def test_mixed_batches_hold_shape_sets_then_size_twins_then_single_frames(tmp_path):
+    from glscl_lite.pretrain import FrameCaptionBatches
+
+    data = FrameCaptionBatches(seed=0, batch_size=24, image_size=64, context_length=32, start=0, stop=1, twins=2 / 3,
+                               twin_attributes=("shape",), set_size=8, size_twins=1 / 6)
+    _, ids, captions = data.batch(2)
+    assert ids.shape == (24, 32) and (data.sets, data.size_pairs) == (2, 2)
+    first = 2 * 24
+    assert captions[8:16] == [f.caption for f in fw.make_minimal_set("train", 0, first + 8, 64, ("shape",), 8)]
+    for j in range(2):  # size twins: the same words but the size word
+        a, b = fw.make_minimal_set("train", 0, first + 16 + 2 * j, 64, ("size",), 2)
+        assert captions[16 + 2 * j: 18 + 2 * j] == [a.caption, b.caption]
+        if a.objects:  # one object changes, and only its size
+            changed = [(x, y) for x, y in zip(a.objects, b.objects) if x != y]
+            assert len(a.objects) == len(b.objects) and len(changed) == 1
+            ((x, y),) = changed
+            assert x.size != y.size and (x.shape, x.colour, x.position) == (y.shape, y.colour, y.position)
+    assert captions[20:] == [fw.make_frame("train", 0, first + i, 64).caption for i in range(20, 24)]
+    # more grouped frames than the batch holds, or fractions over 1: refused before anything is written
+    with pytest.raises(UserError, match=r"size_twins must be a fraction in \[0, 1 - twins\]"):
+        pretrain(PretrainSettings(**TINY, steps=3, twins=0.75, size_twins=0.5), tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    assert FrameCaptionBatches(0, 12, 64, 32, 0, 1, twins=1.0, twin_attributes=("shape",), set_size=8).sets == 1
+    # a run without size twins keeps its fingerprint (the field is absent from its record)
+    pretrain(PretrainSettings(**TINY, steps=3), tmp_path / "run", progress=False, workers=0)
+    assert "size_twins" not in json.loads((tmp_path / "run" / "settings.json").read_text())["settings"]
+    with pytest.raises(UserError, match="settings.size_twins"):
+        pretrain(PretrainSettings(**TINY, steps=3, twins=0.5, size_twins=0.25), tmp_path / "run", progress=False,
+                 workers=0)
+
+
 def test_zero_shot_frames_show_one_object_on_a_named_scene():
     frames = fw.zero_shot_frames(12, 64, seed=0)
     assert all(len(f.objects) == 1 and f.background in syn.SCENE_BACKGROUNDS for f in frames)
