@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from glscl_lite.errors import UserError
 from glscl_lite.gallery import summarize_gallery
 
 
@@ -73,9 +74,18 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     from glscl_lite.gallery import run_gallery
 
     out, export = tmp_path / "gallery", tmp_path / "export"
-    summary = run_gallery("smoke", [*smoke_overrides, "max_steps=4", "eval_every=2",
-                                    f"feature_cache={tmp_path / 'features'}"],
-                          out, seeds=[0, 1], settings=["default", "K1"], export=export, n_boot=100, progress=False)
+    cfg = [*smoke_overrides, "max_steps=4", "eval_every=2", f"feature_cache={tmp_path / 'features'}"]
+    with pytest.raises(UserError, match="train-only"):
+        run_gallery("smoke", cfg, out, seeds=[0, 1], settings=["K1"], export=export, train_only=True, progress=False)
+    assert not out.exists()
+    # a second worker trains exactly its cells (not the default), scores nothing; the full run then reuses them
+    assert run_gallery("smoke", cfg, out, seeds=[0, 1], settings=["K1"], train_only=True, progress=False) is None
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["K1__seed0", "K1__seed1"]
+    assert not (out / "summary.csv").exists() or "default" not in (out / "summary.csv").read_text()
+    k1_results = (out / "runs" / "K1__seed0" / "results.json").read_text()
+    summary = run_gallery("smoke", cfg, out, seeds=[0, 1], settings=["default", "K1"], export=export, n_boot=100,
+                          progress=False)
+    assert (out / "runs" / "K1__seed0" / "results.json").read_text() == k1_results  # not retrained
     assert set(summary.setting) == {"default", "K1"}
     assert {"t2v_R1", "v2t_R1", "moment_R1", "order_acc", "binding_acc", "t2v_all_R1"} <= set(summary.metric)
     n_one, n_all = (summary.set_index(["setting", "metric"]).loc[("default", m), "n_items"] for m in ("t2v_R1", "t2v_all_R1"))
@@ -86,12 +96,15 @@ def test_a_small_gallery_end_to_end(tmp_path, smoke_overrides):
     record = json.loads((export / "gallery_config.json").read_text())
     assert record["seeds"] == [0, 1] and record["command"].startswith("glscl-lite gallery --config smoke")
     assert 0 < record["oracle"]["test"]["R1"] <= 100 and record["oracle"]["test"]["n_captions"] > 0
+    every = record["oracle"]["test_all"]  # every caption of the same test videos
+    assert every["n_captions"] == 20 * record["oracle"]["test"]["n_captions"] and 0 < every["R1"] <= every["R5"] <= 100
     readme = (export / "README.md").read_text()
     assert record["command"] in readme and "| default |" in readme and "| K1 |" in readme
     assert "--settings default K1 " in record["command"]  # a subset: the command re-runs that subset only
     assert "gallery_cpu.sh" not in readme                  # ... and the full-gallery script is not offered for it
     assert "## Text-to-video R@1" in readme and "paired bootstrap" in readme
     assert "## Every caption of every test video" in readme and "videos resampled" in readme
+    assert f"Oracle ceiling on every caption: R@1 {every['R1']:.1f} %" in readme
     train = pd.read_csv(export / "train_metrics.csv")
     assert {"setting", "seed", "step", "icl", "idl", "sim2_pos"} <= set(train.columns)
     assert sorted(train.groupby(["setting", "seed"]).size().index) == [("K1", 0), ("K1", 1), ("default", 0), ("default", 1)]

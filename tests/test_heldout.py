@@ -56,6 +56,15 @@ def test_captions_are_true_of_their_own_video_and_the_shipped_run_exports(tmp_pa
         why = heldout.failed_claims(m, f)
         checks = heldout.claim_check(m, f)
         assert why and all(w in ("binding/order", "number of objects") or checks[w] is False for w in why)
+    # the every-caption oracle: one query per annotated caption, ceiling min(1, k / n_true) from the truth matrix
+    every = heldout.every_caption_oracle(corpus, ids)
+    truth = heldout.truth_matrix([m for v in ids for m in meanings[v]], facts)
+    n_true = truth.sum(1)
+    assert every["n_captions"] == sum(len(meanings[v]) for v in ids) == len(n_true)
+    assert every["R1"] == pytest.approx(100 * np.mean(1 / n_true), abs=1e-3)
+    assert every["R5"] == pytest.approx(100 * np.mean(np.minimum(1, 5 / n_true)), abs=1e-3)
+    with pytest.raises(ValueError, match="video_nope is not in the corpus"):
+        heldout.every_caption_oracle(corpus, ["video_nope"])
     run = heldout.export_shipped_run(tmp_path / "shipped_run", corpus)
     from glscl_lite import runs
 
