@@ -373,10 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--warmup", type=int, default=None, help="default: PretrainSettings.warmup")
     pt.add_argument("--seed", type=int, default=None, help="default: PretrainSettings.seed")
     pt.add_argument("--twins", type=float, default=None, help="fraction of a batch in twin pairs (default 0.5)")
-    pt.add_argument("--twin-attributes", nargs="+", default=None, choices=["shape", "size"],
-                    help="what a twin may change (default: shape size)")
+    pt.add_argument("--twin-attributes", nargs="+", default=None, choices=["shape", "size", "position"],
+                    help="what a twin may change (default: shape size; position: another third of the frame)")
     pt.add_argument("--set-size", type=int, default=None,
-                    help="frames per minimal set: 2 = twins (default); up to 8 over shape alone, 3 with size")
+                    help="frames per minimal set: 2 = twins (default); up to 8 over shape alone, 9 over position, 3 with size")
     pt.add_argument("--size-twins", type=float, default=None,
                     help="fraction of a batch in size twins after the sets (a mixed batch; default 0)")
     pt.add_argument("--init", default=None,

@@ -31,8 +31,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from glscl_lite import provenance
-from glscl_lite.data.frame_world import (FRAME_WORLD_VERSION, TWIN_ATTRIBUTES, make_frame, make_minimal_set,
-                                         max_set_size)
+from glscl_lite.data.frame_world import (FRAME_WORLD_VERSION, SET_ATTRIBUTES, TWIN_ATTRIBUTES, make_frame,
+                                         make_minimal_set, max_set_size)
 from glscl_lite.data.text import tokenize
 from glscl_lite.data.video import images_to_input
 from glscl_lite.errors import UserError
@@ -63,7 +63,8 @@ class PretrainSettings:
     a frame and a copy with one object's shape or size changed -- hard negatives), or of larger
     minimal sets (``set_size``)."""
     twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES
-    """What a twin may change (drawn uniformly): ``("shape", "size")``, or one of them."""
+    """What a twin may change (drawn uniformly per twin or set): a subset of ``("shape", "size", "position")``
+    (:data:`~glscl_lite.data.frame_world.SET_ATTRIBUTES`); default shape and size."""
     set_size: int = 2
     """Frames per minimal set (:func:`~glscl_lite.data.frame_world.make_minimal_set`): 2 makes twins;
     up to 8 over shape alone (one object as up to 8 shapes), up to 3 when size may change."""
@@ -92,8 +93,8 @@ class PretrainSettings:
             problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
         if not 0.0 <= self.size_twins <= 1.0 - self.twins + 1e-9:
             problems.append(f"size_twins must be a fraction in [0, 1 - twins], got {self.size_twins} (twins {self.twins})")
-        if not self.twin_attributes or any(a not in TWIN_ATTRIBUTES for a in self.twin_attributes):
-            problems.append(f"twin_attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {self.twin_attributes!r}")
+        if not self.twin_attributes or any(a not in SET_ATTRIBUTES for a in self.twin_attributes):
+            problems.append(f"twin_attributes must be a non-empty subset of {SET_ATTRIBUTES}, got {self.twin_attributes!r}")
         elif not 2 <= self.set_size <= max_set_size(self.twin_attributes):
             problems.append(f"set_size must be in [2, {max_set_size(self.twin_attributes)}] for twin_attributes "
                             f"{self.twin_attributes!r}, got {self.set_size}")

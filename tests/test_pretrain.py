@@ -114,6 +114,35 @@ def test_minimal_sets_show_one_object_in_distinct_shapes_with_one_caption_word_c
         fw.make_minimal_set("train", 0, 0, 64, ("shape", "size"), 4)
 
 
+def test_position_sets_move_one_object_to_other_thirds_and_caption_positions():
+    full = 0
+    for i in range(12):
+        frames = fw.make_minimal_set("train", 2, 9 * i, 64, ("position",), 9)
+        assert len(frames) == 9
+        if not frames[0].objects:  # nothing to move: random frames stand in
+            continue
+        full += 1
+        changed = {k for f in frames[1:] for k, (x, y) in enumerate(zip(frames[0].objects, f.objects)) if x != y}
+        assert len(changed) == 1, changed
+        (k,) = changed
+        assert len({f.objects[k].position for f in frames}) == 9  # every third of the frame once
+        assert len({(f.objects[k].shape, f.objects[k].colour, f.objects[k].size) for f in frames}) == 1
+        assert all(f.objects[k].position in f.caption for f in frames)  # positions always captioned
+        for f in frames[1:]:
+            assert not np.array_equal(f.image, frames[0].image)
+            edits = [op for op in difflib.SequenceMatcher(a=frames[0].caption.split(), b=f.caption.split()).get_opcodes()
+                     if op[0] != "equal"]
+            old = " ".join(frames[0].caption.split()[edits[0][1]:edits[-1][2]])
+            new = " ".join(f.caption.split()[edits[0][3]:edits[-1][4]])
+            assert old in frames[0].objects[k].position and new in f.objects[k].position, (frames[0].caption, f.caption)
+    assert full >= 6
+    assert fw.max_set_size(("position",)) == 9 and fw.max_set_size(("shape", "position")) == 8
+    # adding the attribute left the shape and size sets (and twins) exactly as they were drawn before
+    assert fw.TWIN_ATTRIBUTES == ("shape", "size")
+    with pytest.raises(ValueError, match="subset of"):
+        fw.make_minimal_set("train", 0, 0, 64, ("colour",), 2)
+
+
 def test_batches_hold_minimal_sets_then_single_frames_and_set_size_is_checked(tmp_path):
     from glscl_lite.pretrain import FrameCaptionBatches
 

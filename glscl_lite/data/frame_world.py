@@ -133,13 +133,16 @@ def _object_phrase(o: FrameObject, rng: np.random.Generator, with_position: bool
     return f"{text} {o.position}" if with_position else text
 
 
-def frame_caption(objects: tuple[FrameObject, ...], bg: syn.Background, rng: np.random.Generator) -> str:
+def frame_caption(objects: tuple[FrameObject, ...], bg: syn.Background, rng: np.random.Generator,
+                  force_position: bool = False) -> str:
     """A caption of one frame: every object (size, colour, shape, position) and the background.
 
     E.g. ``"a small red ball on the left and a large blue star at the top on the grass"``.  Objects
-    are listed in a random order; positions are left out of a quarter of the captions.
+    are listed in a random order; positions are left out of a quarter of the captions, unless
+    ``force_position`` (position sets: their captions differ in a position phrase only).  The same
+    random numbers are drawn either way.
     """
-    with_position = rng.random() >= 0.25
+    with_position = rng.random() >= 0.25 or force_position
     order = rng.permutation(len(objects))
     # one word stream per object slot and one for the background, so that changing one object's
     # words leaves every other word as it was (twins)
@@ -172,9 +175,9 @@ def _sample_instant(rng: np.random.Generator, single_object: bool, scene_backgro
 
 
 def _render(scene: syn.Scene, t: float, objects: tuple[FrameObject, ...], image_size: int,
-            rng: np.random.Generator) -> FrameSample:
+            rng: np.random.Generator, force_position: bool = False) -> FrameSample:
     image = resize_center_crop(syn.render_frames(scene, np.array([t]))[0], image_size)
-    return FrameSample(image=image, caption=frame_caption(objects, scene.background, rng),
+    return FrameSample(image=image, caption=frame_caption(objects, scene.background, rng, force_position),
                        objects=objects, background=background_key(scene.background))
 
 
@@ -193,32 +196,50 @@ def make_frame(split: str, seed: int, index: int, image_size: int, single_object
 RANDOM_TWIN_OFFSET = 1 << 40
 """Frame index of the random twin of frame ``i`` when it has no object to change: ``i + offset``."""
 TWIN_ATTRIBUTES = ("shape", "size")
-"""What a twin changes in one visible object: the attributes a caption-matching shortcut
+"""What a twin changes in one visible object by default: the attributes a caption-matching shortcut
 (colour, position, background) leaves unlearned."""
+SET_ATTRIBUTES = TWIN_ATTRIBUTES + ("position",)
+"""Everything a twin or minimal set may change: ``position`` moves one object to another third of the
+frame (:data:`POSITIONS`), which a batch of random frames never asks for (colour and background tell
+them apart) -- yet motion is a change of position over time."""
+
+
+def _moved(scene: syn.Scene, k: int, t: float, cell: tuple[int, int]) -> syn.Scene:
+    """``scene`` with object ``k`` shifted so that at time ``t`` its centre is at the centre of
+    ``cell = (row, column)`` of the square crop (its motion, size and turn unchanged; an object whose
+    position is set by an entering or leaving event does not move along that axis)."""
+    width, height = syn.DEFAULT_SIZE
+    x0, span = (width - height) / 2 / width, height / width
+    obj = scene.objects[k]
+    x, y = (float(a[0]) for a in syn.object_track(obj, scene.event_of(k), np.array([t]), scene.duration)[:2])
+    u_target, v_target = (cell[1] + 0.5) / 3, (cell[0] + 0.5) / 3
+    moved = replace(obj, x=obj.x + (x0 + u_target * span - x), y=obj.y + (v_target - y))
+    return replace(scene, objects=scene.objects[:k] + (moved,) + scene.objects[k + 1:])
 
 
 def max_set_size(attributes: tuple[str, ...]) -> int:
     """The largest minimal set :func:`make_minimal_set` can build over ``attributes``: one plus the
-    fewest other values an attribute offers (shape: 8 frames, size: 3)."""
-    values = {"shape": len(syn.SHAPES), "size": len(syn.SIZES)}
+    fewest other values an attribute offers (shape: 8 frames, size: 3, position: 9)."""
+    values = {"shape": len(syn.SHAPES), "size": len(syn.SIZES), "position": 9}
     return min(values[a] for a in attributes)
 
 
 def make_minimal_set(split: str, seed: int, index: int, image_size: int,
                      attributes: tuple[str, ...] = TWIN_ATTRIBUTES, size: int = 2) -> list[FrameSample]:
     """``size`` frames of the same scene at the same instant in which one visible object takes
-    ``size`` distinct values of one attribute (shape or size), each captioned with the same words but
-    that one: a *minimal set* (``size = 2``: a frame and its twin, :func:`make_twins`).
+    ``size`` distinct values of one attribute (shape, size or position: another third of the frame), each
+    captioned with the same words but that one: a *minimal set* (``size = 2``: a frame and its twin,
+    :func:`make_twins`).  Position sets always caption positions.
 
     In a contrastive batch every frame of a set is a hard negative of the others that only the changed
     attribute tells apart.  A set of 8 over shape shows one object as every shape at once, so each
     frame meets all seven wrong shapes (a twin meets one).  ``attributes``: what a set may change
-    (drawn uniformly per set; a subset of :data:`TWIN_ATTRIBUTES`); ``size`` is at most
+    (drawn uniformly per set; a subset of :data:`SET_ATTRIBUTES`); ``size`` is at most
     :func:`max_set_size` of them.  A frame with no visible object to change is followed by random
     frames (indices ``index + RANDOM_TWIN_OFFSET + j``).
     """
-    if not attributes or any(a not in TWIN_ATTRIBUTES for a in attributes):
-        raise ValueError(f"twin attributes must be a non-empty subset of {TWIN_ATTRIBUTES}, got {attributes!r}")
+    if not attributes or any(a not in SET_ATTRIBUTES for a in attributes):
+        raise ValueError(f"twin attributes must be a non-empty subset of {SET_ATTRIBUTES}, got {attributes!r}")
     if not 2 <= size <= max_set_size(attributes):
         raise ValueError(f"a minimal set over {attributes!r} holds 2 to {max_set_size(attributes)} frames, got {size}")
     rng = frame_rng(split, seed, index)
@@ -233,23 +254,33 @@ def make_minimal_set(split: str, seed: int, index: int, image_size: int,
         k = visible[int(rng.integers(len(visible)))]
         obj = scene.objects[k]
         attribute = attributes[int(rng.integers(len(attributes)))]
-        pool = [s for s in syn.SHAPES if s != obj.shape] if attribute == "shape" else \
-            [z for z in syn.SIZES if z != obj.size]
-        # a twin draws one value as it always has (folders trained on twins keep their frames)
-        values = [syn._pick(rng, pool)] if size == 2 else [pool[i] for i in rng.permutation(len(pool))[:size - 1]]
-        candidates = [replace(scene, objects=scene.objects[:k] + (replace(obj, **{attribute: v}),)
-                              + scene.objects[k + 1:]) for v in values]
+        if attribute == "position":
+            here = next(o.position for j, o in _visible(scene, t) if j == k)
+            cells = [(r, c) for r in range(3) for c in range(3) if POSITIONS[r][c] != here]
+            candidates = [_moved(scene, k, t, cells[i]) for i in rng.permutation(len(cells))[:size - 1]]
+        else:
+            pool = [s for s in syn.SHAPES if s != obj.shape] if attribute == "shape" else \
+                [z for z in syn.SIZES if z != obj.size]
+            # a twin draws one value as it always has (folders trained on twins keep their frames)
+            values = [syn._pick(rng, pool)] if size == 2 else [pool[i] for i in rng.permutation(len(pool))[:size - 1]]
+            candidates = [replace(scene, objects=scene.objects[:k] + (replace(obj, **{attribute: v}),)
+                                  + scene.objects[k + 1:]) for v in values]
         seen = [objects] + [frame_objects(c, t) for c in candidates]
         if all(len(o) == len(objects) for o in seen) and len(set(seen)) == len(seen):
             variants = candidates
             break
     if not variants:
         return [first] + [make_frame(split, seed, index + RANDOM_TWIN_OFFSET + j, image_size) for j in range(size - 1)]
+    forced = attribute == "position"
+    if forced:  # the first frame again, its caption with positions (drawn from the same state)
+        first_rng = np.random.default_rng()
+        first_rng.bit_generator.state = state
+        first = _render(scene, t, objects, image_size, first_rng, force_position=True)
     out = [first]
     for candidate in variants:
         twin_rng = np.random.default_rng()
         twin_rng.bit_generator.state = state  # the same caption words, but for the changed attribute
-        out.append(_render(candidate, t, frame_objects(candidate, t), image_size, twin_rng))
+        out.append(_render(candidate, t, frame_objects(candidate, t), image_size, twin_rng, force_position=forced))
     return out
 
 
