@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="the pretraining folder (its settings build the model)")
     ap.add_argument("--checkpoint", type=Path, required=True, help="a copy of its checkpoints/last.pt")
     ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--probe", action="store_true", help="also the linear probe of shape and size")
+    ap.add_argument("--probe", action="store_true", help="also the linear probe of shape, size and position (9 thirds of the frame)")
     ap.add_argument("--json", type=Path, default=None, help="append the result line to this file")
     args = ap.parse_args()
     model = build_model(_settings_from(args.run / "settings.json"))
@@ -49,7 +49,7 @@ def main() -> None:
             x_train = _encode_images(model, torch.from_numpy(np.stack([f.image for f in train])))
             x_test = _encode_images(model, torch.from_numpy(np.stack([f.image for f in test])))
         row["linear_probe"] = {a: round(linear_probe(x_train, np.array(labels(train, a)), x_test,
-                                                     np.array(labels(test, a))), 1) for a in ("shape", "size")}
+                                                     np.array(labels(test, a))), 1) for a in ("shape", "size", "position")}
     print(json.dumps(row))
     if args.json:
         with args.json.open("a") as f:

@@ -33,8 +33,9 @@ def labels(frames, attribute: str) -> list[str]:
 
 
 def linear_probe(x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor, y_test: np.ndarray,
-                 steps: int = 500, weight_decay: float = 1e-3, seed: int = 0) -> float:
-    """Test accuracy (%) of a softmax classifier on standardised features (full-batch Adam)."""
+                 steps: int = 500, weight_decay: float = 1e-3, seed: int = 0, return_predictions: bool = False):
+    """Test accuracy (%) of a softmax classifier on standardised features (full-batch Adam); with
+    ``return_predictions`` also the predicted label of every test row."""
     torch.manual_seed(seed)
     mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
     xt, xs = (x_train - mu) / sd, (x_test - mu) / sd
@@ -49,7 +50,8 @@ def linear_probe(x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tenso
         opt.step()
     with torch.no_grad():
         pred = lin(xs).argmax(1).numpy()
-    return float(100 * np.mean([classes[p] == y for p, y in zip(pred, y_test)]))
+    acc = float(100 * np.mean([classes[p] == y for p, y in zip(pred, y_test)]))
+    return (acc, [classes[p] for p in pred]) if return_predictions else acc
 
 
 def main() -> int:
