@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from glscl_lite.config import resolve_config
-from glscl_lite.data.caption_truth import CaptionMeaning, claim_check, failed_claims, scene_facts
+from glscl_lite.data.caption_truth import (CaptionMeaning, chance_claim_errors, claim_errors, failed_claims,
+                                           scene_facts)
 from glscl_lite.data.splits import build_splits
 from glscl_lite.errors import UserError
 from glscl_lite.features import FeatureCache
@@ -61,43 +62,19 @@ def diagnose(sim: torch.Tensor, meanings: Sequence[CaptionMeaning], facts: Seque
              ) -> dict[str, Any]:
     """``sim [Q, V]`` (test captions x test videos) -> R@1, top-1 truth and per-claim error rates."""
     top1 = sim.argmax(dim=1).tolist()
-    made: Counter = Counter()
-    broken: Counter = Counter()
     sole: Counter = Counter()
-    hits = true_first = wrong = 0
-    for q, (m, v) in enumerate(zip(meanings, top1)):
-        hits += int(v == text_video[q])
-        checks = claim_check(m, facts[v])
-        made.update(checks.keys())  # the kinds of claim this caption makes
-        why = failed_claims(m, facts[v])
-        if not why:
-            true_first += 1
-            continue
-        wrong += 1
-        broken.update(why)
-        if len(why) == 1:
-            sole[why[0]] += 1
-    n = len(meanings)
-    n_sole = sum(sole.values())
-    return {"R1": round(100 * hits / n, 2), "top1_true": round(100 * true_first / n, 2), "n_captions": n,
-            "claim_error": {k: {"captions": made[k], "broken": broken[k], "pct": round(100 * broken[k] / made[k], 1)}
-                            for k in sorted(made, key=lambda k: -made[k])},
-            "relational": {k: broken[k] for k in ("number of objects", "binding/order") if broken[k]},
+    relational: Counter = Counter()
+    hits = sum(int(v == text_video[q]) for q, v in enumerate(top1))
+    why = [failed_claims(m, facts[v]) for m, v in zip(meanings, top1)]
+    for reasons in why:
+        relational.update(r for r in reasons if r in ("number of objects", "binding/order"))
+        if len(reasons) == 1:
+            sole[reasons[0]] += 1
+    n, n_sole = len(meanings), sum(sole.values())
+    return {"R1": round(100 * hits / n, 2), "top1_true": round(100 * sum(not w for w in why) / n, 2), "n_captions": n,
+            "claim_error": claim_errors(meanings, [facts[v] for v in top1]), "relational": dict(relational),
             "sole_reason": {k: round(100 * c / n_sole, 1) for k, c in sole.most_common()},
-            "wrong_first": wrong, "wrong_with_one_reason": n_sole}
-
-
-def chance_errors(meanings: Sequence[CaptionMeaning], facts: Sequence) -> dict[str, float]:
-    """Per kind of claim: the expected percentage of captions making it whose first video breaks it when that
-    video is drawn uniformly at random (exact: averaged over every test video)."""
-    made: Counter = Counter()
-    broken: Counter = Counter()
-    for m in meanings:
-        per_video = [claim_check(m, f) for f in facts]
-        for k in per_video[0]:
-            made[k] += 1
-            broken[k] += sum(not c[k] for c in per_video) / len(facts)
-    return {k: round(100 * broken[k] / made[k], 1) for k in sorted(made, key=lambda k: -made[k])}
+            "wrong_first": sum(bool(w) for w in why), "wrong_with_one_reason": n_sole}
 
 
 def trunk_similarity(features: Path, test) -> torch.Tensor:
@@ -150,7 +127,7 @@ def main() -> None:
     scenes = corpus_scenes(corpus)
     facts = [scene_facts(scenes[v]) for v in test.video_ids]
     result: dict[str, Any] = {"corpus": corpus, "machine": machine_name(),
-                              "chance_claim_error": chance_errors(meanings, facts), "scorers": {}}
+                              "chance_claim_error": chance_claim_errors(meanings, facts), "scorers": {}}
     for kind, path in scorers:
         sim = trunk_similarity(path, test) if kind == "trunk" else run_similarity(path, test)
         out = diagnose(sim, meanings, facts, test.text_video)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from glscl_lite import heldout
-from glscl_lite.data.caption_truth import scene_facts
+from glscl_lite.data.caption_truth import chance_claim_errors, claim_errors, scene_facts
 
 
 def test_k_occurrence_counts_top_k_per_gallery_item():
@@ -65,6 +65,18 @@ def test_captions_are_true_of_their_own_video_and_the_shipped_run_exports(tmp_pa
     assert every["R5"] == pytest.approx(100 * np.mean(np.minimum(1, 5 / n_true)), abs=1e-3)
     with pytest.raises(ValueError, match="video_nope is not in the corpus"):
         heldout.every_caption_oracle(corpus, ["video_nope"])
+    # claim errors: a first video the caption is true of breaks nothing; chance is the mean over the gallery
+    queries = [m for v in ids for m in meanings[v]]
+    own = [facts[j] for j, v in enumerate(ids) for _ in meanings[v]]
+    assert all(e["broken"] == 0 and e["captions"] > 0 for e in claim_errors(queries, own).values())
+    wrong = [facts[(j + 1) % len(ids)] for j, v in enumerate(ids) for _ in meanings[v]]
+    errors, chance = claim_errors(queries, wrong), chance_claim_errors(queries, facts)
+    assert set(errors) == set(chance) and any(e["broken"] > 0 for e in errors.values())
+    colour = [m for m in queries if "colour" in heldout.claim_check(m, facts[0])]
+    by_hand = np.mean([np.mean([not heldout.claim_check(m, f)["colour"] for f in facts]) for m in colour])
+    assert chance["colour"] == pytest.approx(100 * by_hand, abs=0.05)
+    with pytest.raises(ValueError, match="one first video per caption"):
+        claim_errors(queries, own[:-1])
     run = heldout.export_shipped_run(tmp_path / "shipped_run", corpus)
     from glscl_lite import runs
 

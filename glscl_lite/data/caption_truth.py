@@ -35,7 +35,7 @@ from glscl_lite.data import synthetic as syn
 from glscl_lite.data.synthetic import Caption, Event, Scene
 
 __all__ = ["Claim", "CaptionMeaning", "traced_captions", "caption_true_of", "claim_check", "failed_claims", "scene_facts",
-           "ObjectFacts", "SceneFacts", "count_true", "oracle_recall"]
+           "ObjectFacts", "SceneFacts", "count_true", "oracle_recall", "claim_errors", "chance_claim_errors"]
 
 Claim = tuple
 """``(name, slot_or_value, ...)``; slot claims are ``(name, k, value)`` where ``k`` is the index of
@@ -453,3 +453,33 @@ def failed_claims(meaning: CaptionMeaning, facts: SceneFacts) -> list[str]:
     if not bad and len({c[1] for c in meaning.claims if c[0] in SLOT_CLAIMS}) > len(facts.objects):
         bad.append("number of objects")
     return bad or ["binding/order"]
+
+
+def claim_errors(meanings: Sequence[CaptionMeaning], first: Sequence[SceneFacts]) -> dict[str, dict[str, float]]:
+    """Per kind of claim (colour, shape, motion ...): among the captions that make it, how many the video
+    ranked first for them (``first[i]`` for ``meanings[i]``) breaks -- ``{name: {"captions", "broken", "pct"}}``,
+    most frequent claim first.  Which words a model cannot read from the videos yet; compare
+    :func:`chance_claim_errors`."""
+    if len(meanings) != len(first):
+        raise ValueError(f"one first video per caption: {len(meanings)} captions, {len(first)} videos")
+    made: dict[str, int] = {}
+    broken: dict[str, int] = {}
+    for m, f in zip(meanings, first):
+        for name, ok in claim_check(m, f).items():
+            made[name] = made.get(name, 0) + 1
+            broken[name] = broken.get(name, 0) + int(not ok)
+    return {k: {"captions": made[k], "broken": broken[k], "pct": round(100.0 * broken[k] / made[k], 1)}
+            for k in sorted(made, key=lambda k: -made[k])}
+
+
+def chance_claim_errors(meanings: Sequence[CaptionMeaning], gallery: Sequence[SceneFacts]) -> dict[str, float]:
+    """:func:`claim_errors` of a first video drawn uniformly from ``gallery`` (exact expectation, percent):
+    the level a model that cannot read a kind of claim at all sits at."""
+    made: dict[str, int] = {}
+    broken: dict[str, float] = {}
+    for m in meanings:
+        per_video = [claim_check(m, f) for f in gallery]
+        for name in per_video[0] if per_video else ():
+            made[name] = made.get(name, 0) + 1
+            broken[name] = broken.get(name, 0.0) + sum(not c[name] for c in per_video) / len(gallery)
+    return {k: round(100.0 * broken[k] / made[k], 1) for k in sorted(made, key=lambda k: -made[k])}
