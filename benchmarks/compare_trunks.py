@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from glscl_lite import runs
 from glscl_lite.ablation import cell_name
 from glscl_lite.errors import UserError
@@ -63,7 +61,6 @@ def main() -> None:
         for r in rows[rows.metric == metric].itertuples():
             ci = "" if r.setting == first else f"  {r.diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
             print(f"  {metric:<12} {r.setting:<10} {r.mean:6.2f} ± {r.std:.2f}{ci}")
-    pd.set_option("display.width", 200)
 
 
 if __name__ == "__main__":
