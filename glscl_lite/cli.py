@@ -84,11 +84,17 @@ def cmd_cache_frames(args: argparse.Namespace) -> int:
 
 def cmd_cache_features(args: argparse.Namespace) -> int:
     from glscl_lite.config import load_config
-    from glscl_lite.features import build_feature_cache
+    from glscl_lite.features import build_feature_cache, reuse_feature_cache
 
     cfg = load_config(args.config, args.set)
+    meta = None if args.force else reuse_feature_cache(cfg, args.out)
+    if meta is not None:
+        print(f"{args.out}: feature cache up to date (same settings, inputs and CLIP weights); "
+              "kept as is (--force rebuilds it)", file=sys.stderr)
+        print(json.dumps({**meta, "reused": True}, indent=2))
+        return 0
     info = build_feature_cache(cfg, args.out, progress=not args.quiet)
-    print(json.dumps(info, indent=2))
+    print(json.dumps({**info, "reused": False}, indent=2))
     return 0
 
 
@@ -282,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfe.add_argument("--config", required=True, help="preset name or JSON file")
     cfe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     cfe.add_argument("--out", required=True, type=Path)
+    cfe.add_argument("--force", action="store_true",
+                     help="rebuild even when --out holds a cache of these settings, inputs and weights "
+                          "(default: keep it; a cache of anything else is refused unless --force)")
     cfe.add_argument("--quiet", action="store_true")
     cfe.set_defaults(func=cmd_cache_features)
 

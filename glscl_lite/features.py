@@ -175,6 +175,32 @@ def video_inputs(cfg: Config, image_size: int):
     return video_source(cfg, image_size), None
 
 
+def frozen_backbone(cfg: Config) -> torch.nn.Module:
+    """The CLIP that makes ``cfg``'s features, in eval mode on the CPU: the stand-in's or OpenAI's
+    weights, or a random init seeded with ``cfg.seed`` (the same weights the trainer builds)."""
+    from glscl_lite.model.backbone import CLIPBackbone
+
+    seed_everything(cfg.seed)
+    return CLIPBackbone(cfg.base_encoder, cfg.pretrained, cfg.text_mask).eval()
+
+
+def reuse_feature_cache(cfg: Config, out: PathLike) -> Optional[dict]:
+    """The ``meta.json`` of the complete feature cache at ``out`` when it was built from exactly
+    ``cfg``'s settings, inputs (annotations, frames) and CLIP weights; ``None`` when there is none.
+
+    A cache of anything else is an error naming what differs: ``glscl-lite cache features`` replaces
+    a cache only when asked (``--force``), since a build costs minutes to hours."""
+    out = Path(out)
+    if not (out / "meta.json").is_file():
+        return None
+    cache = FeatureCache(out)
+    try:
+        cache.check_matches(cfg, frozen_backbone(cfg))
+    except UserError as exc:
+        raise UserError(f"{exc}; pass --force to replace it, or choose another --out") from None
+    return cache.meta
+
+
 @torch.no_grad()
 def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
                         device: Optional[str] = None, patches: Optional[bool] = None) -> dict:
@@ -188,7 +214,6 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
     from glscl_lite.data.dataset import TextDataset, VideoDataset
     from glscl_lite.data.msrvtt import all_video_ids, read_caption_csv
     from glscl_lite.data.splits import video_source
-    from glscl_lite.model.backbone import CLIPBackbone
     from glscl_lite.data.video import normalize_frames
     from glscl_lite.model.registry import needs_patches
 
@@ -210,8 +235,7 @@ def build_feature_cache(cfg: Config, out: PathLike, progress: bool = True,
                 if (c.video_id, c.caption) not in seen:
                     seen.add((c.video_id, c.caption))
                     captions.append(Caption(c.video_id, c.caption))
-    seed_everything(cfg.seed)  # random-init backbones: the same weights the trainer will build
-    backbone = CLIPBackbone(cfg.base_encoder, cfg.pretrained, cfg.text_mask).to(dev).eval()
+    backbone = frozen_backbone(cfg).to(dev)
     D, T, L = backbone.embed_dim, cfg.max_frames, cfg.max_words
     bf16 = use_bf16(cfg, dev)  # cfg.precision decides, as in training and evaluation
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)

@@ -407,6 +407,35 @@ def test_feature_cache_refuses_edited_annotations(tmp_path, smoke_overrides):
     assert not (tmp_path / "run" / "config.json").exists()
 
 
+def test_cache_features_keeps_a_matching_cache_and_refuses_another(tmp_path, smoke_overrides, capsys):
+    """`glscl-lite cache features` over an existing cache: the same settings, inputs and CLIP weights
+    keep it (no rebuild); other weights or settings are refused unless --force, which rebuilds."""
+    out = tmp_path / "feats"
+    sets = sum((["--set", o] for o in smoke_overrides + ["freeze_backbone=True", "pretrained=none"]), [])
+    args = ["cache", "features", "--config", "smoke", "--out", str(out), "--quiet", *sets]
+
+    def stamp():
+        st = (out / "frame_feats.npy").stat()
+        return st.st_ino, st.st_mtime_ns
+
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["reused"] is False
+    built = stamp()
+    assert cli_main(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["reused"] is True and "up to date" in captured.err
+    assert stamp() == built
+    assert cli_main(args + ["--set", "seed=1"]) == 2  # a random-init CLIP of another seed: other weights
+    assert "CLIP weights differ" in capsys.readouterr().err
+    assert cli_main(args + ["--set", "max_words=16"]) == 2
+    err = capsys.readouterr().err
+    assert "max_words: cache 32 vs config 16" in err and "pass --force to replace it" in err
+    assert stamp() == built
+    assert cli_main(args + ["--set", "max_words=16", "--force"]) == 0
+    assert json.loads(capsys.readouterr().out)["reused"] is False
+    assert stamp() != built and json.loads((out / "meta.json").read_text())["max_words"] == 16
+
+
 def test_stand_in_weights_and_ablation_cells_know_their_inputs(tmp_path, smoke_overrides):
     """Pretraining output: clip.pt records the checkpoint it was exported from; a cell trained on
     those weights records their sha256 and is refused when they change."""
