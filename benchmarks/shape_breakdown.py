@@ -12,9 +12,10 @@ on the normalised image embedding, trained on ``N`` labelled frames (seed 1; as
 itself lacks shape there, not only the image-text alignment.  Two more readings of the same
 image and text embeddings, as diagnostics (the ensemble protocol of ``glscl-lite zeroshot`` stays
 the reported number): ``joint`` (``glscl_lite.zeroshot``'s second reading: the shape of the single
-best of all 1,920 prompts, size, colour, shape and background at once), and ``size_given``, shape prototypes averaged only over the prompts
-of the object's true size (uses the size label).  If these read large objects much better than the
-ensemble over sizes, shape and size are entangled in the joint embedding::
+best of all 1,920 prompts, size, colour, shape and background at once), and ``size_given``, shape
+prototypes averaged only over the prompts of the object's true size (uses the size label).  If these
+read large objects much better than the ensemble over sizes, shape and size are entangled in the
+joint embedding.  ``every_attribute`` in the JSON: all four attributes under both readings::
 
     python benchmarks/shape_breakdown.py --standin hybrid=shipped:glscl-synthetic-hybrid \\
         sets8=runs/pretrain-hybrid-sets8 --json docs/results/pretrain/shape_breakdown.json

@@ -10,8 +10,8 @@
 * A second reading, ``joint`` (a diagnostic, reported beside it as ``zero_shot_joint``): every one of
   the 1,920 prompts is a class of its own and the frame takes the attributes of the single best
   prompt.  The ensemble averages each shape's score over every wrong colour, size and background; a
-  CLIP whose embedding is not additive in the attributes (the stand-ins are not: a large object's
-  shape is read 14-24 points worse by the ensemble than by the joint reading) loses accuracy there
+  CLIP whose embedding is not additive in the attributes (the hybrid stand-ins are not: the ensemble
+  reads a large object's shape about 30 points worse than the joint reading does) loses accuracy there
   that it has (``docs/results/pretrain/README.md``, "How you read a CLIP matters").
 * **Frame <-> caption retrieval**: R@1 both ways among held-out frames of the full distribution
   (one to three objects, any background) and their per-frame captions.
