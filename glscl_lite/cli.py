@@ -171,7 +171,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     given = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
              "warmup": args.warmup, "seed": args.seed, "twins": args.twins,
              "twin_attributes": tuple(args.twin_attributes) if args.twin_attributes else None,
-             "set_size": args.set_size, "size_twins": args.size_twins, "init": str(args.init) if args.init else None}
+             "set_size": args.set_size, "size_twins": args.size_twins,
+             "partial_captions": args.partial_captions, "init": str(args.init) if args.init else None}
     settings = PretrainSettings(**{k: v for k, v in given.items() if v is not None})
     pretrain(settings, args.out, threads=args.threads, progress=not args.quiet, workers=args.workers,
              device=args.device)
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames per minimal set: 2 = twins (default); up to 8 over shape alone, 9 over position, 3 with size")
     pt.add_argument("--size-twins", type=float, default=None,
                     help="fraction of a batch in size twins after the sets (a mixed batch; default 0)")
+    pt.add_argument("--partial-captions", type=float, default=None,
+                    help="fraction of captions that say only some of an object's words (default 0)")
     pt.add_argument("--init", default=None,
                     help="continue from these stand-in weights (a finished pretraining folder, its weights.fp16.pt, or "
                          "'shipped': the package's stand-in of --model) under a new schedule; give another --seed")

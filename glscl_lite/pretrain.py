@@ -72,6 +72,11 @@ class PretrainSettings:
     """Fraction of each batch made of *size* twins, after the minimal sets: a mixed batch, e.g. shape sets
     of 8 (``twins``) plus size twins, so that size keeps its hard negatives while shape gets all of its
     own.  ``twins + size_twins`` is at most 1."""
+    partial_captions: float = 0.0
+    """Fraction of captions (of single frames, and of whole minimal sets) that say only some words: per
+    object a non-empty subset of size, colour and shape, the background half of the time
+    (:func:`~glscl_lite.data.frame_world.frame_caption`).  Full captions tie every word to the others;
+    partial ones ask a word to mean the same alone, which prompt ensembles rely on."""
     init: Optional[str] = None
     """Start from these stand-in weights (a ``weights.fp16.pt`` of a finished pretraining folder, the
     folder, or ``"shipped"``: the package's stand-in of ``model``) instead of random ones: continued
@@ -93,6 +98,8 @@ class PretrainSettings:
             problems.append(f"twins must be a fraction in [0, 1], got {self.twins}")
         if not 0.0 <= self.size_twins <= 1.0 - self.twins + 1e-9:
             problems.append(f"size_twins must be a fraction in [0, 1 - twins], got {self.size_twins} (twins {self.twins})")
+        if not 0.0 <= self.partial_captions <= 1.0:
+            problems.append(f"partial_captions must be a fraction in [0, 1], got {self.partial_captions}")
         if not self.twin_attributes or any(a not in SET_ATTRIBUTES for a in self.twin_attributes):
             problems.append(f"twin_attributes must be a non-empty subset of {SET_ATTRIBUTES}, got {self.twin_attributes!r}")
         elif not 2 <= self.set_size <= max_set_size(self.twin_attributes):
@@ -112,13 +119,15 @@ class FrameCaptionBatches(IterableDataset):
 
     Step ``s`` holds frames ``s*B .. s*B+B-1`` of the ``train`` stream of ``seed``: first
     ``round(B * twins / set_size)`` minimal sets of ``set_size`` frames, then
-    ``round(B * size_twins / 2)`` size twins, then single frames.
+    ``round(B * size_twins / 2)`` size twins, then single frames (``partial_captions``: see
+    :class:`PretrainSettings`).
     """
 
     def __init__(self, seed: int, batch_size: int, image_size: int, context_length: int, start: int, stop: int,
                  twins: float = 0.0, twin_attributes: tuple[str, ...] = TWIN_ATTRIBUTES, set_size: int = 2,
-                 size_twins: float = 0.0):
+                 size_twins: float = 0.0, partial_captions: float = 0.0):
         self.seed, self.batch_size, self.image_size = seed, batch_size, image_size
+        self.partial = partial_captions
         self.twin_attributes, self.set_size = tuple(twin_attributes), set_size
         self.context_length, self.start, self.stop = context_length, start, stop
         self.sets = min(int(round(batch_size * twins / set_size)), batch_size // set_size)
@@ -128,12 +137,14 @@ class FrameCaptionBatches(IterableDataset):
         first, n = step * self.batch_size, self.set_size
         samples = []
         for j in range(self.sets):  # frames first + n*j and the rest of their minimal sets (n = 2: twins)
-            samples += make_minimal_set("train", self.seed, first + n * j, self.image_size, self.twin_attributes, n)
+            samples += make_minimal_set("train", self.seed, first + n * j, self.image_size, self.twin_attributes, n,
+                                        self.partial)
         grouped = n * self.sets
         for j in range(self.size_pairs):  # then size twins: frames first + grouped + 2*j and their twins
-            samples += make_minimal_set("train", self.seed, first + grouped + 2 * j, self.image_size, ("size",), 2)
+            samples += make_minimal_set("train", self.seed, first + grouped + 2 * j, self.image_size, ("size",), 2,
+                                        self.partial)
         grouped += 2 * self.size_pairs
-        samples += [make_frame("train", self.seed, first + i, self.image_size)
+        samples += [make_frame("train", self.seed, first + i, self.image_size, partial=self.partial)
                     for i in range(grouped, self.batch_size)]
         captions = [s.caption for s in samples]
         ids, _ = tokenize(captions, self.context_length, workers=1)
@@ -191,7 +202,7 @@ def build_model(s: PretrainSettings) -> torch.nn.Module:
 
 
 _LATER_FIELDS: dict[str, Any] = {"twin_attributes": list(TWIN_ATTRIBUTES), "init": None, "set_size": 2,
-                                  "size_twins": 0.0}
+                                  "size_twins": 0.0, "partial_captions": 0.0}
 """Settings added after the first stand-in shipped (as JSON reads them back): recorded only when they
 differ from their default, so that folders written before them keep their fingerprint (and resume);
 absent from a record means the default (:func:`glscl_lite.provenance.differences`)."""
@@ -278,7 +289,7 @@ def pretrain(settings: PretrainSettings, out: PathLike, threads: Optional[int] =
     image_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
     data = FrameCaptionBatches(settings.seed, settings.batch_size, image_size, model.context_length,
                                step, settings.steps, settings.twins, settings.twin_attributes,
-                               settings.set_size, settings.size_twins)
+                               settings.set_size, settings.size_twins, settings.partial_captions)
     loader = DataLoader(data, batch_size=None, num_workers=workers, pin_memory=dev.type == "cuda",
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     model.train()

@@ -194,6 +194,58 @@ def test_mixed_batches_hold_shape_sets_then_size_twins_then_single_frames(tmp_pa
                  workers=0)
 
 
+def _said(caption: str, o: fw.FrameObject) -> set[str]:
+    """Which of an object's attribute words a caption says (any synonym)."""
+    words = {"size": syn.SIZE_WORDS[o.size], "colour": syn.COLOUR_WORDS[o.colour], "shape": syn.SHAPE_WORDS[o.shape]}
+    return {a for a, ws in words.items() if any(f" {w} " in f" {caption} " for w in ws)}
+
+
+def test_partial_captions_say_some_words_and_a_set_always_says_the_changed_one(tmp_path):
+    from glscl_lite.pretrain import FrameCaptionBatches
+
+    dropped = {"size": 0, "colour": 0, "shape": 0}
+    no_background = full_words = partial_words = 0
+    for i in range(80):
+        full, part = fw.make_frame("train", 2, i, 64), fw.make_frame("train", 2, i, 64, partial=1.0)
+        assert fw.make_frame("train", 2, i, 64, partial=0.0).caption == full.caption  # 0: the captions of before
+        assert np.array_equal(part.image, full.image) and part.objects == full.objects
+        if len(part.objects) == 1:  # one object: its phrase says a non-empty subset of its words
+            (o,) = part.objects
+            said = _said(part.caption, o)
+            assert said, part.caption
+            for a in set(dropped) - said:
+                dropped[a] += 1
+            if "shape" not in said:
+                assert any(f" {n}" in part.caption for n in syn.GENERIC_NOUNS), part.caption
+        no_background += part.caption.split()[-1] != full.caption.split()[-1]  # the background phrase ends a caption
+        full_words, partial_words = full_words + len(full.caption.split()), partial_words + len(part.caption.split())
+    assert min(dropped.values()) >= 3 and no_background >= 10 and partial_words < 0.85 * full_words
+    sets = 0
+    for i in range(16):
+        frames = fw.make_minimal_set("train", 2, 8 * i, 64, ("shape",), 8, partial=1.0)
+        if not frames[0].objects:
+            continue
+        sets += 1
+        (k,) = {k for f in frames[1:] for k, (x, y) in enumerate(zip(frames[0].objects, f.objects)) if x != y}
+        for f in frames:  # the changed shape is said in every frame, and only it changes
+            assert "shape" in _said(f.caption, f.objects[k]), f.caption
+        for f in frames[1:]:
+            edits = [op for op in difflib.SequenceMatcher(a=frames[0].caption.split(), b=f.caption.split()).get_opcodes()
+                     if op[0] != "equal"]
+            assert len(edits) == 1, (frames[0].caption, f.caption)
+    assert sets >= 8
+    data = FrameCaptionBatches(0, 12, 64, 32, 0, 1, twins=0.5, partial_captions=0.5)
+    _, _, captions = data.batch(1)
+    assert captions[6:] == [fw.make_frame("train", 0, 12 + i, 64, partial=0.5).caption for i in range(6, 12)]
+    with pytest.raises(UserError, match=r"partial_captions must be a fraction in \[0, 1\]"):
+        pretrain(PretrainSettings(**TINY, steps=3, partial_captions=1.5), tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    pretrain(PretrainSettings(**TINY, steps=3), tmp_path / "run", progress=False, workers=0)
+    assert "partial_captions" not in json.loads((tmp_path / "run" / "settings.json").read_text())["settings"]
+    with pytest.raises(UserError, match="settings.partial_captions"):
+        pretrain(PretrainSettings(**TINY, steps=3, partial_captions=0.5), tmp_path / "run", progress=False, workers=0)
+
+
 def test_zero_shot_frames_show_one_object_on_a_named_scene():
     frames = fw.zero_shot_frames(12, 64, seed=0)
     assert all(len(f.objects) == 1 and f.background in syn.SCENE_BACKGROUNDS for f in frames)

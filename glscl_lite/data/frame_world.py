@@ -21,6 +21,7 @@ zero-shot evaluation (one object, a named scene background).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import numpy as np
 
@@ -126,34 +127,73 @@ def _background_phrase(bg: syn.Background, rng: np.random.Generator) -> str:
     return phrase.format(c0=names[0], c1=names[1], orientation=bg.orientation)
 
 
-def _object_phrase(o: FrameObject, rng: np.random.Generator, with_position: bool) -> str:
-    np_ = " ".join((syn._pick(rng, syn.SIZE_WORDS[o.size]), syn._pick(rng, syn.COLOUR_WORDS[o.colour]),
-                    syn._pick(rng, syn.SHAPE_WORDS[o.shape])))
+OBJECT_WORDS = ("size", "colour", "shape")
+"""The attribute words of an object phrase, in caption order (:func:`frame_caption`)."""
+
+
+def _object_phrase(o: FrameObject, rng: np.random.Generator, with_position: bool,
+                   said: tuple[str, ...] = OBJECT_WORDS, noun: str = "object") -> str:
+    """``"a small red ball"`` (+ position): the words of ``said``; ``noun`` stands in for an unsaid shape.
+    All three words are drawn from ``rng`` whatever is said, so the stream stays the same."""
+    words = {"size": syn._pick(rng, syn.SIZE_WORDS[o.size]), "colour": syn._pick(rng, syn.COLOUR_WORDS[o.colour]),
+             "shape": syn._pick(rng, syn.SHAPE_WORDS[o.shape])}
+    np_ = " ".join([words[a] for a in OBJECT_WORDS if a in said] + ([] if "shape" in said else [noun]))
     text = f"{syn._article(np_)} {np_}"
     return f"{text} {o.position}" if with_position else text
 
 
+def _partial_plan(rng: np.random.Generator, partial: float, keep: Optional[str]
+                  ) -> Optional[tuple[list[tuple[str, ...]], list[str], bool]]:
+    """Which words a partial caption says: ``None`` (a full caption, probability ``1 - partial``), else
+    per object slot a non-empty subset of :data:`OBJECT_WORDS` (uniform over the 7; ``keep`` always
+    in it) and a generic noun, and whether the background is said (probability 1/2).  Draws one
+    number from ``rng`` whatever the outcome, so that a minimal set's frames, which start from one
+    state, share their plan."""
+    plan = np.random.default_rng(int(rng.integers(1 << 62)))
+    is_partial = plan.random() < partial
+    masks = plan.integers(1, 8, size=3)
+    nouns = [syn._pick(plan, syn.GENERIC_NOUNS) for _ in range(3)]
+    with_background = plan.random() < 0.5
+    if not is_partial:
+        return None
+    said = [tuple(a for b, a in enumerate(OBJECT_WORDS) if m >> b & 1 or a == keep) for m in masks]
+    return said, nouns, bool(with_background)
+
+
 def frame_caption(objects: tuple[FrameObject, ...], bg: syn.Background, rng: np.random.Generator,
-                  force_position: bool = False) -> str:
+                  force_position: bool = False, partial: float = 0.0, keep: Optional[str] = None) -> str:
     """A caption of one frame: every object (size, colour, shape, position) and the background.
 
     E.g. ``"a small red ball on the left and a large blue star at the top on the grass"``.  Objects
     are listed in a random order; positions are left out of a quarter of the captions, unless
     ``force_position`` (position sets: their captions differ in a position phrase only).  The same
     random numbers are drawn either way.
+
+    ``partial`` > 0: that fraction of captions says only some words, as people describe images --
+    per object a non-empty subset of size, colour and shape (``"a red thing"``, ``"a large star"``),
+    the background half of the time -- so that a word has to mean the same with or without the others
+    (``keep``: an attribute every object phrase says, the one a minimal set changes).  ``partial = 0``
+    draws exactly the captions it always drew.
     """
     with_position = rng.random() >= 0.25 or force_position
     order = rng.permutation(len(objects))
     # one word stream per object slot and one for the background, so that changing one object's
     # words leaves every other word as it was (twins)
     streams = [np.random.default_rng(int(k)) for k in rng.integers(1 << 62, size=4)]
-    phrases = [_object_phrase(objects[i], streams[slot], with_position) for slot, i in enumerate(order)]
+    plan = _partial_plan(rng, partial, keep) if partial > 0 else None
+    if plan is None:
+        phrases = [_object_phrase(objects[i], streams[slot], with_position) for slot, i in enumerate(order)]
+    else:
+        phrases = [_object_phrase(objects[i], streams[slot], with_position, plan[0][slot], plan[1][slot])
+                   for slot, i in enumerate(order)]
     if not phrases:
         subject = syn._pick(streams[0], EMPTY_PHRASES)
     elif len(phrases) == 1:
         subject = phrases[0]
     else:
         subject = ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    if plan is not None and phrases and not plan[2]:
+        return subject
     return f"{subject} {_background_phrase(bg, streams[3])}"
 
 
@@ -175,22 +215,24 @@ def _sample_instant(rng: np.random.Generator, single_object: bool, scene_backgro
 
 
 def _render(scene: syn.Scene, t: float, objects: tuple[FrameObject, ...], image_size: int,
-            rng: np.random.Generator, force_position: bool = False) -> FrameSample:
+            rng: np.random.Generator, force_position: bool = False, partial: float = 0.0,
+            keep: Optional[str] = None) -> FrameSample:
     image = resize_center_crop(syn.render_frames(scene, np.array([t]))[0], image_size)
-    return FrameSample(image=image, caption=frame_caption(objects, scene.background, rng, force_position),
-                       objects=objects, background=background_key(scene.background))
+    caption = frame_caption(objects, scene.background, rng, force_position, partial, keep)
+    return FrameSample(image=image, caption=caption, objects=objects, background=background_key(scene.background))
 
 
 def make_frame(split: str, seed: int, index: int, image_size: int, single_object: bool = False,
-               scene_background: bool = False) -> FrameSample:
+               scene_background: bool = False, partial: float = 0.0) -> FrameSample:
     """Frame ``index`` of stream ``(split, seed)``: a random scene at a random instant.
 
     ``single_object`` keeps one object (its event too); ``scene_background`` resamples until the
-    background is one of the named scenes (grass, sky, ...).  Deterministic in its arguments.
+    background is one of the named scenes (grass, sky, ...); ``partial``: the fraction of partial
+    captions (:func:`frame_caption`).  Deterministic in its arguments.
     """
     rng = frame_rng(split, seed, index)
     scene, t, objects = _sample_instant(rng, single_object, scene_background)
-    return _render(scene, t, objects, image_size, rng)
+    return _render(scene, t, objects, image_size, rng, partial=partial)
 
 
 RANDOM_TWIN_OFFSET = 1 << 40
@@ -225,7 +267,8 @@ def max_set_size(attributes: tuple[str, ...]) -> int:
 
 
 def make_minimal_set(split: str, seed: int, index: int, image_size: int,
-                     attributes: tuple[str, ...] = TWIN_ATTRIBUTES, size: int = 2) -> list[FrameSample]:
+                     attributes: tuple[str, ...] = TWIN_ATTRIBUTES, size: int = 2, partial: float = 0.0
+                     ) -> list[FrameSample]:
     """``size`` frames of the same scene at the same instant in which one visible object takes
     ``size`` distinct values of one attribute (shape, size or position: another third of the frame), each
     captioned with the same words but that one: a *minimal set* (``size = 2``: a frame and its twin,
@@ -236,7 +279,9 @@ def make_minimal_set(split: str, seed: int, index: int, image_size: int,
     frame meets all seven wrong shapes (a twin meets one).  ``attributes``: what a set may change
     (drawn uniformly per set; a subset of :data:`SET_ATTRIBUTES`); ``size`` is at most
     :func:`max_set_size` of them.  A frame with no visible object to change is followed by random
-    frames (indices ``index + RANDOM_TWIN_OFFSET + j``).
+    frames (indices ``index + RANDOM_TWIN_OFFSET + j``).  ``partial``: the fraction of sets captioned
+    with partial captions (:func:`frame_caption`; every frame of a set says the same words, and always
+    the changed attribute).
     """
     if not attributes or any(a not in SET_ATTRIBUTES for a in attributes):
         raise ValueError(f"twin attributes must be a non-empty subset of {SET_ATTRIBUTES}, got {attributes!r}")
@@ -245,7 +290,7 @@ def make_minimal_set(split: str, seed: int, index: int, image_size: int,
     rng = frame_rng(split, seed, index)
     scene, t, objects = _sample_instant(rng, False, False)
     state = rng.bit_generator.state
-    first = _render(scene, t, objects, image_size, rng)
+    first = _render(scene, t, objects, image_size, rng, partial=partial)
     visible = [k for k, _ in _visible(scene, t)]
     variants: list[syn.Scene] = []
     for _ in range(8):
@@ -270,17 +315,19 @@ def make_minimal_set(split: str, seed: int, index: int, image_size: int,
             variants = candidates
             break
     if not variants:
-        return [first] + [make_frame(split, seed, index + RANDOM_TWIN_OFFSET + j, image_size) for j in range(size - 1)]
+        return [first] + [make_frame(split, seed, index + RANDOM_TWIN_OFFSET + j, image_size, partial=partial)
+                          for j in range(size - 1)]
     forced = attribute == "position"
-    if forced:  # the first frame again, its caption with positions (drawn from the same state)
-        first_rng = np.random.default_rng()
+    keep = None if forced else attribute
+    if forced or partial > 0:  # the first frame's caption again, with positions or with the changed
+        first_rng = np.random.default_rng()  # attribute said (drawn from the same state)
         first_rng.bit_generator.state = state
-        first = _render(scene, t, objects, image_size, first_rng, force_position=True)
+        first = replace(first, caption=frame_caption(objects, scene.background, first_rng, forced, partial, keep))
     out = [first]
     for candidate in variants:
         twin_rng = np.random.default_rng()
         twin_rng.bit_generator.state = state  # the same caption words, but for the changed attribute
-        out.append(_render(candidate, t, frame_objects(candidate, t), image_size, twin_rng, force_position=forced))
+        out.append(_render(candidate, t, frame_objects(candidate, t), image_size, twin_rng, forced, partial, keep))
     return out
 
 
