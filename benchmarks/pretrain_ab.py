@@ -12,7 +12,9 @@ McNemar p-value (binomial test on the discordant frames)::
 ``--a`` / ``--b``: a finished pretraining folder (its ``weights.fp16.pt`` and record), a
 ``weights.fp16.pt`` file, or ``shipped:MODEL`` (the package's stand-in of that model config).
 Frames: ``0 .. --frames-1`` of stream ``eval``, seed ``--seed`` (0: the frames every stand-in's
-report uses).
+report uses).  ``--reading``: the zero-shot reading (``ensemble``, the reported protocol, or
+``joint``: the attributes of the single best prompt; ``glscl_lite.zeroshot.READINGS``); ``both``
+compares under each and writes ``attributes`` (ensemble) and ``attributes_joint``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import numpy as np
 
 from glscl_lite.model.standin import load_standin, shipped_record
 from glscl_lite.utils import write_json_atomic
-from glscl_lite.zeroshot import ATTRIBUTES, zero_shot_predictions
+from glscl_lite.zeroshot import ATTRIBUTES, READINGS, zero_shot_predictions
 
 
 def _load(spec: str):
@@ -62,21 +64,26 @@ def main() -> None:
     ap.add_argument("--b", required=True, help="the other: run folder, weights file or shipped:MODEL")
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reading", default="ensemble", choices=[*READINGS, "both"])
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     out = {"method": "same held-out frames for both; paired bootstrap over frames (10,000 resamples); exact McNemar",
-           "frames": args.frames, "seed": args.seed, "a": args.a, "b": args.b, "attributes": {}}
-    right = {}
+           "frames": args.frames, "seed": args.seed, "a": args.a, "b": args.b}
+    readings = READINGS if args.reading == "both" else (args.reading,)
+    right: dict[str, dict[str, dict[str, np.ndarray]]] = {r: {} for r in readings}
     for key, spec in (("a", args.a), ("b", args.b)):
         model, record = _load(spec)
         out[f"{key}_sha256"] = record["sha256"]
-        preds = zero_shot_predictions(model, args.frames, args.seed)
-        right[key] = {attr: np.array([p == t for p, t in zip(*preds[attr])]) for attr in ATTRIBUTES}
-    for attr in ATTRIBUTES:
-        out["attributes"][attr] = row = paired(right["a"][attr], right["b"][attr])
-        print(f"{attr:<11} A {row['a']:5.1f}  B {row['b']:5.1f}  B-A {row['diff']:+5.1f} "
-              f"[{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]  discordant {row['a_right_b_wrong']}/{row['b_right_a_wrong']}"
-              f"  McNemar p {row['mcnemar_p']:.4f}")
+        for r in readings:
+            preds = zero_shot_predictions(model, args.frames, args.seed, reading=r)
+            right[r][key] = {attr: np.array([p == t for p, t in zip(*preds[attr])]) for attr in ATTRIBUTES}
+    for r in readings:
+        table = out["attributes" if r == "ensemble" else f"attributes_{r}"] = {}
+        for attr in ATTRIBUTES:
+            table[attr] = row = paired(right[r]["a"][attr], right[r]["b"][attr])
+            print(f"{r:<8} {attr:<11} A {row['a']:5.1f}  B {row['b']:5.1f}  B-A {row['diff']:+5.1f} "
+                  f"[{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]  discordant {row['a_right_b_wrong']}/"
+                  f"{row['b_right_a_wrong']}  McNemar p {row['mcnemar_p']:.4f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(args.json, out)
