@@ -15,7 +15,8 @@ the reported number): ``joint`` (``glscl_lite.zeroshot``'s second reading: the s
 best of all 1,920 prompts, size, colour, shape and background at once), and ``size_given``, shape
 prototypes averaged only over the prompts of the object's true size (uses the size label).  If these
 read large objects much better than the ensemble over sizes, shape and size are entangled in the
-joint embedding.  ``every_attribute`` in the JSON: all four attributes under both readings::
+joint embedding.  ``every_attribute`` in the JSON: all four attributes under both readings;
+``text_additivity``: how much of the prompt embeddings a sum of one vector per attribute value explains::
 
     python benchmarks/shape_breakdown.py --standin hybrid=shipped:glscl-synthetic-hybrid \\
         sets8=runs/pretrain-hybrid-sets8 --json docs/results/pretrain/shape_breakdown.json
@@ -113,6 +114,27 @@ def other_readings(model, frames, seed: int) -> dict:
     return out
 
 
+def text_additivity(model) -> dict:
+    """How additive the text tower is in the four attributes: R^2 of a least-squares fit of the 1,920
+    normalised prompt embeddings ``[1920, D]`` by one-hot size, colour, shape and background (plus an
+    intercept), overall and with each attribute's share (R^2 lost when it is left out of the fit)."""
+    table = prompt_table()
+    with torch.no_grad():
+        y = _encode_texts(model, [r["prompt"] for r in table]).double()
+    y = y - y.mean(0)
+
+    def r2(attrs: tuple[str, ...]) -> float:
+        cols = [torch.tensor([[float(r[a] == v) for v in dict.fromkeys(q[a] for q in table)] for r in table],
+                             dtype=torch.float64) for a in attrs]
+        x = torch.cat([torch.ones(len(table), 1, dtype=torch.float64), *cols], dim=1)
+        fit = x @ torch.linalg.lstsq(x, y).solution
+        return float(1 - ((y - fit) ** 2).sum() / (y ** 2).sum())
+
+    full = r2(ATTRIBUTES)
+    return {"r2": round(full, 4),
+            "share": {a: round(full - r2(tuple(b for b in ATTRIBUTES if b != a)), 4) for a in ATTRIBUTES}}
+
+
 def breakdown(spec: str, n_frames: int = 1000, seed: int = 0, probe: int = 0) -> dict:
     """Shape accuracy of one stand-in split by size and by place, with the top confusions per size
     (and, with ``probe`` > 0, a linear probe's accuracy by size)."""
@@ -137,6 +159,7 @@ def breakdown(spec: str, n_frames: int = 1000, seed: int = 0, probe: int = 0) ->
                                  "ci_high": round(100 * (pm - pl + half), 1)}
     out.update(other_readings(model, frames, seed))
     out["every_attribute"] = {r: zero_shot(model, n_frames, seed, reading=r) for r in ("ensemble", "joint")}
+    out["text_additivity"] = text_additivity(model)
     if probe:
         out["linear_probe"] = probe_by_size(model, frames, probe)
     return out
@@ -164,6 +187,9 @@ def main() -> None:
         d = row["medium_minus_large"]
         print(f"{name:<10} all {row['all']['acc']:5.1f}  {sizes}  | {places}  | medium-large {d['diff']:+.1f} "
               f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]")
+        add = row["text_additivity"]
+        print(f"{'':<10} text additivity R^2 {add['r2']:.3f}  shares "
+              + "  ".join(f"{a} {v:.3f}" for a, v in add["share"].items()))
         for r in ("ensemble", "joint"):
             print(f"{'':<10} {r:<12} " + "  ".join(f"{a} {row['every_attribute'][r][a]:5.1f}" for a in ATTRIBUTES))
         for reading in ("joint", "size_given") + (("linear_probe",) if args.probe else ()):
