@@ -422,3 +422,25 @@ for n in (5, 20, 30, 31, 40):
     ids_n, m_n = tokenize([" ".join(["ball"] * n)], 32)
     print(f"{n:>2} words: {int(m_n.sum())} tokens kept, last kept id {int(ids_n[0, int(m_n.sum()) - 1])} "
           f"(EOT = {EOT_ID}), argmax position {int(ids_n.argmax())}")
+
+# %% [markdown]
+# ### 4 · Predict, then run: can a better reading rescue a tower that never saw shape?
+#
+# The joint reading lifted the hybrid stand-in's shape from 50 to 75 %. The presets' plain stand-in reads shape at
+# 24 % by the ensemble, and a linear probe on its image embedding finds only 24 % too. Predict its joint-reading
+# shape accuracy before running the cell.
+#
+# <details><summary>Answer (open after predicting)</summary>
+#
+# About 32 % on the 1,000 report frames: a little above the ensemble, far below the hybrid. A reading can only use
+# what the image embedding carries; the plain ViT's embedding carries little shape (the probe says so), so no way of
+# reading the prompts recovers it. The hybrid's gap between readings was there because its embedding had the shape
+# and the ensemble averaged it away.
+#
+# </details>
+
+# %%
+plain = load_standin(model="glscl-synthetic")
+for r in READINGS:
+    pred, truth = zero_shot_predictions(plain, zs_frames, reading=r)["shape"]
+    print(f"plain stand-in, {r:<8} reading: shape {100 * sum(p == t for p, t in zip(pred, truth)) / zs_frames:.1f} %")
