@@ -53,6 +53,8 @@ def main() -> int:
     ap.add_argument("--twin-attributes", nargs="+", default=["shape"],
                     help="what twins change (default shape: the stop-20 CPU A/B kept every attribute with it)")
     ap.add_argument("--set-size", type=int, default=2, help="frames per minimal set (2: twins; 8: all shapes)")
+    ap.add_argument("--partial-captions", type=float, default=0.5,
+                    help="fraction of partial captions (default 0.5: the stop-23 CPU A/B, +14.6 zero-shot shape)")
     ap.add_argument("--frames", type=int, default=1000, help="zero-shot report frames")
     ap.add_argument("--tiny", action="store_true", help="CPU dry run: glscl-tiny from scratch, a few steps")
     args = ap.parse_args()
@@ -62,11 +64,12 @@ def main() -> int:
     workers = args.workers if args.workers is not None else max(1, cores - 1)
     if args.tiny:
         base = dict(model="glscl-tiny", batch_size=16, lr=2e-3, warmup=2, seed=args.seed, twins=1.0,
-                    twin_attributes=tuple(args.twin_attributes), set_size=args.set_size)
+                    twin_attributes=tuple(args.twin_attributes), set_size=args.set_size,
+                    partial_captions=args.partial_captions)
     else:
         base = dict(model="glscl-synthetic-hybrid", batch_size=args.batch_size, lr=args.lr, warmup=100,
                     seed=args.seed, twins=1.0, twin_attributes=tuple(args.twin_attributes), init="shipped",
-                    set_size=args.set_size)
+                    set_size=args.set_size, partial_captions=args.partial_captions)
     on_gpu = args.device.startswith("cuda") and torch.cuda.is_available()  # else pretrain() says why, clearly
     session: dict = {"device": torch.cuda.get_device_name(0) if on_gpu else args.device,
                      "torch": torch.__version__, "cores": cores, "workers": workers, "complete": False,
