@@ -358,6 +358,13 @@ def test_every_shipped_standin_is_found_by_its_model_name():
     assert "glscl-synthetic-hybrid-head" not in shipped_models()        # the trained GLSCL head is not a stand-in
 
 
+def assert_reaches_recorded(fresh: dict[str, float], recorded: dict[str, float], n: int) -> None:
+    """Every attribute on ``n`` fresh frames within 4 binomial standard errors of its recorded accuracy."""
+    for attr, acc in recorded.items():
+        se = 100 * max(np.sqrt(acc / 100 * (1 - acc / 100) / n), 1 / n)
+        assert fresh[attr] >= acc - 4 * se, (attr, fresh[attr], acc)
+
+
 @pytest.mark.parametrize("name", __import__("glscl_lite.model.standin", fromlist=["x"]).shipped_models())
 def test_shipped_weights_load_offline_and_reach_their_recorded_accuracy(name):
     """Fresh frames (seed 1; the record used seed 0): every attribute within 4 binomial standard
@@ -369,9 +376,7 @@ def test_shipped_weights_load_offline_and_reach_their_recorded_accuracy(name):
     model = load_standin(model=name)
     n = 300
     fresh = zero_shot(model, n_frames=n, seed=1)
-    for attr, acc in record["zeroshot"]["zero_shot"].items():
-        se = 100 * max(np.sqrt(acc / 100 * (1 - acc / 100) / n), 1 / n)
-        assert fresh[attr] >= acc - 4 * se, (attr, fresh[attr], acc)
+    assert_reaches_recorded(fresh, record["zeroshot"]["zero_shot"], n)
 
 
 CANDIDATE = Path(__file__).resolve().parents[1] / "docs/results/pretrain/partial-captions/partial-sets8c"
@@ -391,9 +396,7 @@ def test_the_kept_partial_caption_candidate_loads_offline_and_reaches_its_record
     assert record["settings"]["partial_captions"] == 0.5 and record["settings"]["model"] == "glscl-synthetic-hybrid"
     n = 300
     fresh = zero_shot(load_standin(CANDIDATE), n_frames=n, seed=10)
-    for attr, acc in record["zeroshot"]["zero_shot"].items():
-        se = 100 * max(np.sqrt(acc / 100 * (1 - acc / 100) / n), 1 / n)
-        assert fresh[attr] >= acc - 4 * se, (attr, fresh[attr], acc)
+    assert_reaches_recorded(fresh, record["zeroshot"]["zero_shot"], n)
     assert fresh["shape"] >= 70
 
 
