@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     zs.add_argument("--weights", default=None,
                     help="weights file (.pt with its .json) or pretraining folder (default: the shipped stand-in)")
     zs.add_argument("--model", default=None,
-                    help="the shipped stand-in of this model config (default glscl-synthetic; also glscl-synthetic-hybrid)")
+                    help="the shipped stand-in of this model config (default glscl-synthetic-hybrid; also glscl-synthetic)")
     zs.add_argument("--seed", type=int, default=0, help="held-out frame stream")
     zs.add_argument("--frames", type=int, default=1000)
     zs.add_argument("--json", type=Path, default=None)

@@ -11,9 +11,10 @@
 # * the frame features then pass through a 4-block **temporal transformer** copied from CLIP's text blocks.
 #
 # It ends with a trap in open_clip: `ViT-B-32` and `ViT-B-32-quickgelu` are the same weights with different
-# activations. In smoke mode the model is `glscl-synthetic`, the project's stand-in CLIP (3.8 M parameters, 64-px
-# frames, patch 8; `glscl_lite.model.standin`) with the weights it learned by pretraining on frames of the synthetic
-# world and their captions (`pretrained="synthetic"`, shipped in the package). Otherwise it is ViT-B/32, with random
+# activations. In smoke mode the model is `glscl-synthetic-hybrid`, the project's stand-in CLIP (4.1 M parameters,
+# 64-px frames, a small convolutional stem, then 8-px patches; `glscl_lite.model.standin`) with the weights it learned
+# by pretraining on frames of the synthetic world and their captions (`pretrained="synthetic"`, shipped in the
+# package). Otherwise it is ViT-B/32, with random
 # weights unless `pretrained="openai"`. `pretrained="random"` gives either model random weights.
 
 # %% tags=["parameters"]
@@ -27,7 +28,8 @@ run_dir = None                  # run to read or train; None: <work_dir>/<smoke_
 device = None                   # None: the config's (tiny: "cpu"; presets: "auto" = cuda if present); or "cuda:1"
 work_dir = "../runs"            # runs and caches shared by the series
 # this notebook
-backbone = None     # open_clip name; None: the config's ("glscl-synthetic" when smoke, else ViT-B-32-quickgelu)
+backbone = None     # open_clip name; None: the config's ("glscl-synthetic-hybrid" when smoke, else ViT-B-32-quickgelu)
+former_hybrid = "../docs/results/pretrain/hybrid"  # the hybrid stand-in shipped before stop 24 (a pretraining folder)
 
 # %%
 import copy
@@ -260,8 +262,9 @@ plt.show()
 # * **joint**: the frame takes the shape of the single best prompt, read together with its colour, size and
 #   background.
 #
-# If the embedding were a sum of one direction per attribute, both would agree. Here is the hybrid stand-in (the
-# trunk under the shipped GLSCL head), shape by object size:
+# If the embedding were a sum of one direction per attribute, both would agree. Here are two stand-ins of the same
+# architecture, shape by object size: the hybrid shipped until stop 24, pretrained on captions that say every word,
+# and the one shipped now (the presets' CLIP), whose last schedules wrote half of the captions with only *some* words.
 
 # %%
 from glscl_lite.data.frame_world import zero_shot_frames
@@ -269,35 +272,40 @@ from glscl_lite.model.standin import load_standin
 from glscl_lite.zeroshot import ATTRIBUTES, READINGS, zero_shot_predictions
 
 zs_frames = 120 if smoke else 1000  # held-out frames (stream eval, seed 0: the frames of every stand-in's report)
-hybrid = load_standin(model="glscl-synthetic-hybrid")
+standins = {"former hybrid (full captions)": load_standin(former_hybrid),
+            "shipped (partial captions)": load_standin(model="glscl-synthetic-hybrid")}
 object_sizes = [f.objects[0].size for f in zero_shot_frames(zs_frames, 64)]
-readings = {r: zero_shot_predictions(hybrid, zs_frames, reading=r) for r in READINGS}
-accuracy = pd.DataFrame({r: {a: 100 * sum(p == t for p, t in zip(*pred[a])) / zs_frames for a in ATTRIBUTES}
-                         for r, pred in readings.items()}).T
-shape_by_size = pd.DataFrame({r: {z: 100 * sum(p == t for p, t, s in zip(*pred["shape"], object_sizes) if s == z)
-                                     / max(1, object_sizes.count(z)) for z in ("small", "medium", "large")}
-                              for r, pred in readings.items()})
-ax = shape_by_size.plot.bar(figsize=(6, 3), rot=0, color=["lightgray", "seagreen"])
+readings = {(who, r): zero_shot_predictions(clip_model, zs_frames, reading=r)
+            for who, clip_model in standins.items() for r in READINGS}
+accuracy = pd.DataFrame({key: {a: 100 * sum(p == t for p, t in zip(*pred[a])) / zs_frames for a in ATTRIBUTES}
+                         for key, pred in readings.items()}).T
+shape_by_size = pd.DataFrame({f"{who}, {r}": {z: 100 * sum(p == t for p, t, s in zip(*pred["shape"], object_sizes)
+                                                            if s == z) / max(1, object_sizes.count(z))
+                                               for z in ("small", "medium", "large")}
+                              for (who, r), pred in readings.items()})
+ax = shape_by_size.plot.bar(figsize=(8, 3.2), rot=0, color=["lightgray", "darkgray", "lightgreen", "seagreen"])
 ax.axhline(100 / 8, color="crimson", lw=0.8, ls="--", label="chance")
-ax.set_ylabel("zero-shot shape accuracy (%)"); ax.legend(fontsize=8)
-ax.set_title(f"glscl-synthetic-hybrid (shipped weights), {zs_frames} held-out frames", fontsize=9)
+ax.set_ylabel("zero-shot shape accuracy (%)"); ax.legend(fontsize=7, loc="lower right")
+ax.set_title(f"two pretrained hybrid stand-ins (weights from the repo), {zs_frames} held-out frames", fontsize=9)
 plt.show()
 accuracy.round(1)
 
 # %% [markdown]
-# On the 1,000 report frames (`docs/results/pretrain/README.md`, "How you read a CLIP matters") the ensemble reads
-# shape at 50 %, the joint reading at 75 %; colour 94 → 99, size 69 → 90. The loss is worst for **large** objects
-# (46 against 78 %), whose shape a linear probe on the image embedding finds *more* easily than a medium object's. So
-# the shape is in the frame feature; what the ensemble throws away is how the stand-in ties shape to size, colour and
-# background. The reported zero-shot numbers stay the ensemble's (the protocol was fixed before any stand-in was
-# trained); the joint reading is a diagnostic. GLSCL never reads attributes one at a time: it scores whole captions,
-# which is the joint situation.
+# On the 1,000 report frames (`docs/results/pretrain/README.md`, "How you read a CLIP matters") the former hybrid's
+# ensemble reads shape at 50 %, its joint reading at 75 %; colour 94 → 99, size 69 → 90. The loss is worst for
+# **large** objects (46 against 78 %), whose shape a linear probe on the image embedding finds *more* easily than a
+# medium object's. So the shape is in the frame feature; what the ensemble throws away is how that stand-in ties
+# shape to size, colour and background. The reported zero-shot numbers stay the ensemble's (the protocol was fixed
+# before any stand-in was trained); the joint reading is a diagnostic. GLSCL never reads attributes one at a time:
+# it scores whole captions, which is the joint situation.
 #
-# The ensemble assumes one direction per word. Every training caption said every word of every object, so nothing
-# asked "star" to mean the same beside "red" as beside "small". A stand-in trained with half of its captions saying
-# only *some* words ("a red thing", "a large star"; `glscl-lite pretrain --partial-captions 0.5`) holds no more shape
-# (joint 76 %), but the ensemble then reads most of it: shape 68 instead of 54 %, size 81, colour 97 against the same
-# recipe with full captions (paired on the same frames; same page, "Captions that say only some words").
+# The ensemble assumes one direction per word. Every training caption of the former hybrid said every word of every
+# object, so nothing asked "star" to mean the same beside "red" as beside "small". A stand-in trained with half of its
+# captions saying only *some* words ("a red thing", "a large star"; `glscl-lite pretrain --partial-captions 0.5`)
+# holds no more shape (joint 76 %), but the ensemble then reads most of it: shape 68 instead of 54 %, size 81, colour
+# 97 against the same recipe with full captions (paired on the same frames; same page, "Captions that say only some
+# words"). Two more schedules (sets of eight shapes, then size twins) gave the shipped stand-in: ensemble 84.0 /
+# joint 89.3 % shape on the report frames and 80.2 % on 3,000 fresh ones, the two readings now a few points apart.
 
 # %% [markdown]
 # ## The QuickGELU trap (field notes §3.4)
@@ -432,16 +440,16 @@ for n in (5, 20, 30, 31, 40):
 # %% [markdown]
 # ### 4 · Predict, then run: can a better reading rescue a tower that never saw shape?
 #
-# The joint reading lifted the hybrid stand-in's shape from 50 to 75 %. The presets' plain stand-in reads shape at
-# 24 % by the ensemble, and a linear probe on its image embedding finds only 24 % too. Predict its joint-reading
-# shape accuracy before running the cell.
+# The joint reading lifted the former hybrid's shape from 50 to 75 %. The plain stand-in (`glscl-synthetic`, the
+# presets' CLIP until stop 24) reads shape at 24 % by the ensemble, and a linear probe on its image embedding finds
+# only 24 % too. Predict its joint-reading shape accuracy before running the cell.
 #
 # <details><summary>Answer (open after predicting)</summary>
 #
-# About 32 % on the 1,000 report frames: a little above the ensemble, far below the hybrid. A reading can only use
+# About 32 % on the 1,000 report frames: a little above the ensemble, far below either hybrid. A reading can only use
 # what the image embedding carries; the plain ViT's embedding carries little shape (the probe says so), so no way of
-# reading the prompts recovers it. The hybrid's gap between readings was there because its embedding had the shape
-# and the ensemble averaged it away.
+# reading the prompts recovers it. The former hybrid's gap between readings was there because its embedding had the
+# shape and the ensemble averaged it away.
 #
 # </details>
 

@@ -22,7 +22,7 @@ run_dir = None                  # run to read or train; None: <work_dir>/<smoke_
 device = None                   # None: the config's (tiny: "cpu"; presets: "auto" = cuda if present); or "cuda:1"
 work_dir = "../runs"            # runs and caches shared by the series
 # this notebook
-backbone = None   # open_clip name; None: the config's ("glscl-synthetic" when smoke, else ViT-B-32-quickgelu)
+backbone = None   # open_clip name; None: the config's ("glscl-synthetic-hybrid" when smoke, else ViT-B-32-quickgelu)
 threads = 1       # torch threads while timing (the CI machine is a shared 2-core box)
 
 # %%

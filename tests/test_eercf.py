@@ -206,7 +206,7 @@ def test_forward_backward_through_the_model(patches):
         v = model.eval().encode_video(batch["video"], batch["video_mask"])
     assert ("patches" in v) == patches
     if patches:
-        assert v["patches"].shape == (B, 12 * 64, 64)   # glscl-synthetic: 64 px / 8 px patches = 64 per frame
+        assert v["patches"].shape == (B, 12 * 64, 64)   # the stand-in: 64 px / 8 px patches = 64 per frame
         torch.testing.assert_close(v["patches"].norm(dim=-1), torch.ones(B, 12 * 64))
 
 

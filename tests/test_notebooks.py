@@ -148,7 +148,7 @@ def test_series_parameters_reach_the_notebook(path, corpus, tmp_path, monkeypatc
     assert {k: getattr(c, k) for k in ("pretrained", "device", "frame_cache", "video_path", "anno_path",
                                         "base_encoder")} == {
         "pretrained": None, "device": "cpu", "frame_cache": params["frame_cache"], "video_path": params["video_dir"],
-        "anno_path": params["data_dir"], "base_encoder": "glscl-synthetic"}
+        "anno_path": params["data_dir"], "base_encoder": "glscl-synthetic-hybrid"}
 
 
 @pytest.mark.notebook

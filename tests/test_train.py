@@ -43,7 +43,7 @@ def test_run_folder_layout(reference_run):
     res = json.loads((reference_run / "results.json").read_text())
     assert res["steps"] == 8 and set(res["test"]["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
     assert res["test"]["n_texts"] == res["test"]["n_videos"] > 0
-    assert json.loads((reference_run / "config.json").read_text())["base_encoder"] == "glscl-synthetic"
+    assert json.loads((reference_run / "config.json").read_text())["base_encoder"] == "glscl-synthetic-hybrid"
 
 
 def test_two_seeded_runs_are_identical(reference_run, tmp_path, smoke_overrides):
