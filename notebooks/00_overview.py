@@ -259,8 +259,9 @@ pd.Series(env, name="value").to_frame()
 
 # %% [markdown]
 # Without a GPU and without the OpenAI weights the series still runs end to end: `smoke=True` uses the project's own
-# stand-in CLIP (`glscl-synthetic`, `pretrained="synthetic"`: a 3.8 M-parameter CLIP on 64-px frames, pretrained by
-# `glscl-lite pretrain` on frames of the synthetic world and shipped in the package, `glscl_lite.model.standin`)
+# stand-in CLIP (`glscl-synthetic-hybrid`, `pretrained="synthetic"`: a 4.1 M-parameter CLIP on 64-px frames,
+# pretrained by `glscl-lite pretrain` on frames of the synthetic world and shipped in the package,
+# `glscl_lite.model.standin`)
 # under a GLSCL head, on the synthetic corpus. The numbers it produces show the mechanics, not the paper's accuracy.
 #
 # ## Presets: the paper's settings and the smoke settings

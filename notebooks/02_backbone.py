@@ -241,7 +241,7 @@ plt.show()
 
 # %% [markdown]
 # With the stand-in weights (smoke mode) the pattern says something: the real frames of one clip are similar to each
-# other (cosine about 0.75-1 for the clip above, in blocks of frames that look alike), and the padded frames, all the
+# other (cosine about 0.65-1 for the clip above, in blocks of frames that look alike), and the padded frames, all the
 # same flat image, stand apart (cosine about 0.1 with the real ones). With random weights (`pretrained="random"`)
 # every frame, padding included, has a cosine near 1 with every other: an untrained tower maps every input to
 # nearly the same direction. The temporal transformer keeps the pattern. Its blocks are CLIP *text* blocks applied

@@ -322,22 +322,22 @@ if has_probes:
 #
 # | held-out corpus | probe videos | own moment caption | other probe's moment caption | whole-clip caption | uniform |
 # |---|---|---|---|---|---|
-# | smoke (200 videos) | 20 | 0.97 (above uniform for 100 % of the videos) | 0.34 | 0.07 | 0.25 |
-# | `smoke=False` (1,000 videos) | 50 | 0.97 (above uniform for 98 %) | 0.29 | 0.07 | 0.26 |
+# | smoke (200 videos) | 20 | 0.997 (above uniform for 100 % of the videos) | 0.24 | 0.01 | 0.25 |
+# | `smoke=False` (1,000 videos) | 50 | 0.94 (above uniform for 96 %) | 0.30 | 0.05 | 0.26 |
 #
-# * **The trained GIM does pick the moment.** The own moment caption puts about 97 % of its weight on the flash
+# * **The trained GIM does pick the moment.** The own moment caption puts 94-100 % of its weight on the flash
 #   frames, which hold about a quarter of the real frames. Mean pooling would dilute the flash to that quarter.
-#   (The head shipped before, on the plain stand-in that tells shapes apart half as well, put 0.88-0.96 there.)
+#   (The heads shipped before put 0.97 there on the former hybrid stand-in and 0.88-0.96 on the plain one.)
 # * **The caption's words, with at most a small generic pull.** Another probe's moment caption (same sentence
-#   pattern, an object this clip does not show) puts 0.34 on the flash frames on the 20 smoke probes and 0.29 on
+#   pattern, an object this clip does not show) puts 0.24 on the flash frames on the 20 smoke probes and 0.30 on
 #   the 50 probes, against a uniform share of 0.25-0.26: frames with an extra object attract moment-style captions a
-#   little, if at all. The own caption's 0.97 is far above that.
-# * **Whole-clip captions avoid the flash frames** (0.07, well below the uniform share): those frames hold an object
-#   the caption does not mention.
+#   little, if at all. The own caption's 0.94-1.00 is far above that.
+# * **Whole-clip captions avoid the flash frames** (0.01-0.05, well below the uniform share): those frames hold an
+#   object the caption does not mention.
 # * **τ barely matters below the trained value.** The frame scores are raw dot products of long vectors (frame
-#   norms ~63-67, sentence norms ~9, printed above), so the logits are far apart: from τ = 0.3 to 3 the weights
-#   hardly change (own moment 0.99 → 0.97 on the 50 videos), at τ = 10 they start to spread (0.90) and at τ = 30
-#   they are well on their way to mean pooling (0.64; the whole-clip caption rises from 0.07 to 0.18 towards the
+#   norms ~40-44, sentence norms ~8.5, printed above), so the logits are far apart: from τ = 0.3 to 3 the weights
+#   hardly change (own moment 0.94 → 0.94 on the 50 videos), at τ = 10 they start to spread (0.84) and at τ = 30
+#   they are well on their way to mean pooling (0.55; the whole-clip caption rises from 0.05 to 0.20 towards the
 #   uniform share).
 #
 # ## The temperature

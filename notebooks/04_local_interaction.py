@@ -419,27 +419,29 @@ print(f"Sim2 over all pairs: mean {parts['sim2'].mean():.3f}, std {parts['sim2']
 # test videos, 50 probe clips); the tables above are this run's.
 #
 # * **The K = 8 queries have collapsed into one concept.** All eight read the same words and frames: the
-#   total-variation distance between two queries' last-layer attention is 0.004 over words and 0.001 or less over
-#   frames (0 = identical, 1 = disjoint), the rows of the word table are equal to the third decimal, and the eight
-#   concepts of a caption have mean cosine 0.9995 (a video's: 1.000). Training made the text side *less* diverse
-#   than at initialisation: a freshly initialised LIM reading the same trained word features gives 0.71-0.72. (On
-#   the video side even the fresh LIM gives 1.000: the post-temporal frame features, norms ~65, swamp the queries.)
-#   The learned query vectors do differ (mean cosine 0.75), but after three post-norm decoder layers they come out
-#   as the same vector. So the shipped model shows **no** queries specialising in objects, attributes or frames.
-# * **What that one concept reads.** Words: about twice the uniform share on `<SOT>`/`<EOT>` (0.12 against 0.06)
-#   and on size words (0.017-0.025 against 0.007-0.011), 1.7 times on colour words (0.063-0.065 against
-#   0.036-0.040), shape and motion words at about their share, function words ("a", "the", "in") at the top, and
-#   padding below its share (0.41-0.42 against 0.61). Frames: it does prefer what changes -- on the moment-probe
-#   clips the flash frames get 0.54 (20 clips) to 0.62 (50 clips) of the last layer's attention against their
+#   total-variation distance between two queries' last-layer attention is 0.011-0.012 over words and 0.001 or less
+#   over frames (0 = identical, 1 = disjoint), the rows of the word table are equal to the second decimal, and the
+#   eight concepts of a caption have mean cosine 0.999 (a video's: 1.000). Training made the text side *less* diverse
+#   than at initialisation: a freshly initialised LIM reading the same trained word features gives 0.72-0.73. (On
+#   the video side even the fresh LIM gives 0.997: the post-temporal frame features, norms ~40-45, swamp the
+#   queries.) The learned query vectors do differ (mean cosine 0.75), but after three post-norm decoder layers they
+#   come out as the same vector. So the shipped model shows **no** queries specialising in objects, attributes or
+#   frames -- on the third stand-in in a row (the heads shipped before, on the plain and the former hybrid trunk,
+#   showed the same collapse).
+# * **What that one concept reads.** Words: about twice the uniform share on `<SOT>`/`<EOT>` (0.12-0.13 against
+#   0.06), 1.4-1.5 times on colour and size words (colour 0.050-0.058 against 0.036-0.040, size 0.011-0.016 against
+#   0.007-0.011), shape and motion words at or a little above their share, function words ("a", "the", "in") at the
+#   top, and padding below its share (0.44-0.46 against 0.61). Frames: it does prefer what changes -- on the
+#   moment-probe clips the flash frames get 0.68-0.70 of the last layer's attention (20 and 50 clips) against their
 #   0.23-0.25 share.
 # * **The concept hardly depends on the item, so Sim2 is nearly a constant.** Concept k of two different captions
-#   has cosine ~0.967 (of two videos ~0.97). Sim2 is about 0.04 ± 0.05 over all pairs and hardly higher for
-#   matching pairs (0.04). Ranked by Sim2 alone, retrieval is at chance: median rank 48 of 100 videos (chance
-#   50.5), R@1 0.7 % (chance 1 %), with one hub video first for 45 % of the captions; on the smoke run's 20 videos
-#   median rank 8 (chance 10.5), R@1 7.8 % (chance 5 %), one video first for 92 %. The GIM alone reaches R@1 35 %
-#   on the 100 videos (58 % on the 20), and adding 0.5·Sim2 to it moves R@1 by a point or two (35 % → 36 % on the
-#   100 videos, 57.7 % → 58.5 % on the 20): Sim2 acts like a small per-video offset. **In this model retrieval is
-#   the GIM's work** -- on both stand-ins: the head shipped before, on the plain trunk, showed the same collapse.
+#   has cosine ~0.977 (of two videos ~0.965). Sim2 is about 0.04 ± 0.07 over all pairs and no higher for matching
+#   pairs (0.035). Ranked by Sim2 alone, retrieval is at chance or worse: median rank 61 of 100 videos (chance
+#   50.5), R@1 5 % (chance 1 %) because one hub video comes first for 99 % of the captions; on the smoke run's 20
+#   videos median rank 10 (chance 10.5), R@1 6.5 % (chance 5 %), one video first for 78 %. The GIM alone reaches R@1
+#   42 % on the 100 videos (61 % on the 20), and adding 0.5·Sim2 to it moves R@1 a little (42 % → 43 % on the 100
+#   videos; 61 % → 67 % on the 20, a few captions of 400): Sim2 acts like a small per-video offset. **In this model
+#   retrieval is the GIM's work.**
 #
 # A plausible reason: little in training asks for K *different* concepts here. IDL, the loss that pushes one
 # video's concepts apart, has the official weight α = 1e-4 and acts on video concepts only; ICL ties a caption's

@@ -9,7 +9,7 @@
 # 4. the run itself: loss terms and validation recall over the steps,
 # 5. the same run from the command line, and on a GPU with the paper's settings.
 #
-# With `smoke=True` the run is the package's `smoke` preset (the project's stand-in CLIP, a 3.8 M-parameter CLIP
+# With `smoke=True` the run is the package's `smoke` preset (the project's stand-in CLIP, a 4.1 M-parameter CLIP
 # pretrained on frames of the synthetic world and shipped in the package, under a GLSCL head; 48 synthetic videos,
 # CPU), stopped after 16 optimiser steps so that the notebook stays fast (`max_steps`; pass `-p max_steps 80` for
 # the preset's full two epochs, in a new `run_name`). It is only meant to show the mechanics; do not read the recall
@@ -276,7 +276,7 @@ if "sim2_pos" in train:
     print(f"ICL target with the official normaliser, B = {B}, K = {K}: mean matched concept cosine "
           f"{0.75 * K / B:.3f}; sim2_pos went from {first['sim2_pos']:.3f} to {last['sim2_pos']:.3f}")
 print(f"logit scale s = {last['logit_scale']:.1f} (a random open_clip model starts at 1/0.07 = 14.3, the shipped "
-      "stand-in at 40.6 from its pretraining; the OpenAI weights load 100, the clamp's upper limit, spec §1.5)")
+      "stand-in at 51.9 from its pretraining; the OpenAI weights load 100, the clamp's upper limit, spec §1.5)")
 share = pd.DataFrame({f"step {int(first.step)}": first[terms[:-1]] / first["loss"],
                       f"step {int(last.step)}": last[terms[:-1]] / last["loss"]})
 share.style.format("{:.2e}")
