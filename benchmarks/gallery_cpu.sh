@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU gallery (issue 11 section 3) in one command, resumable, in the background:
 #   synthetic corpus at MSR-VTT scale (10,000 videos: 9,000 train, 1,000 test, probes) -> 64-px
-#   frame cache -> the shipped stand-in CLIP's frozen features (built by the first cell) -> every
+#   frame cache -> the presets' shipped stand-in CLIP's frozen features (built by the first cell) -> every
 #   gallery setting x seed, heads trained until validation stops improving -> per-item outcomes ->
 #   summary.csv with paired-bootstrap CIs, figures and config in $OUT.
 #
@@ -14,8 +14,11 @@ cd "$(dirname "$0")/.."
 
 TINY=${TINY:-0}
 DATA=${DATA:-data/synthetic-10k}
-WORK=${WORK:-runs/gallery}
-OUT=${OUT:-docs/results/gallery}
+# the committed gallery of the presets' stand-in (stop 24); the first one, on the plain stand-in, is
+# OUT=docs/results/gallery WORK=runs/gallery FEATURES=data/synthetic-10k/features-standin SETS="--set base_encoder=glscl-synthetic"
+SETS=${SETS:-}
+WORK=${WORK:-runs/gallery-partial}
+OUT=${OUT:-docs/results/gallery-partial}
 SEEDS=${SEEDS:-0 1 2}
 SETTINGS=${SETTINGS:-}
 # one torch thread per process: the tiny head's tensors are small, and two threads on 2 shared
@@ -28,11 +31,11 @@ else
   VIDEOS=${VIDEOS:-10000}; EXTRA=()
 fi
 PATHS=(--set anno_path=$DATA --set video_path=$DATA/videos --set frame_cache=$DATA/frames-64
-       --set feature_cache=$DATA/features-standin)
+       --set feature_cache=${FEATURES:-$DATA/features-hybrid})
 GLSCL=${GLSCL:-glscl-lite}
 
 [ -f "$DATA/MSRVTT_data.json" ] || $GLSCL synth --out "$DATA" --videos "$VIDEOS" --workers 2 --quiet
 [ -f "$DATA/frames-64/index.json" ] || $GLSCL cache frames --anno "$DATA" --videos "$DATA/videos" \
     --out "$DATA/frames-64" --size 64 --workers 2 --quiet
-$GLSCL gallery --config synthetic "${PATHS[@]}" "${EXTRA[@]}" --out "$WORK" --seeds $SEEDS \
+$GLSCL gallery --config synthetic "${PATHS[@]}" "${EXTRA[@]}" $SETS --out "$WORK" --seeds $SEEDS \
     ${SETTINGS:+--settings $SETTINGS} --export "$OUT"

@@ -15,7 +15,7 @@ measure what the features give without it:
   not carry.  A head that does no better than this probe is limited by the trunk, not by itself.
 
     python benchmarks/trunk_ceiling.py --features data/synthetic-10k/features-standin \\
-        [--steps 600] [--seeds 0 1 2] [--json docs/results/pretrain/trunk_ceiling.json]
+        [--steps 600] [--seeds 0 1 2] [--json docs/results/pretrain/trunk_ceiling.json] [--key NAME]
 
 The text tower comes from the cache's own ``base_encoder`` / ``pretrained`` (checked against the
 cache's backbone checksum).  With ``--json`` the result is *added* under the cache's name, so one file
@@ -91,7 +91,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3, help="temporal probe")
     ap.add_argument("--text-lr", type=float, default=1e-4, help="the trunk's text tower")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--json", type=Path, default=None, help="add the result to this file, keyed by the cache's name")
+    ap.add_argument("--json", type=Path, default=None, help="add the result to this file, keyed by --key")
+    ap.add_argument("--key", default=None,
+                    help="the result's key in --json (default: the cache folder's name; give another when a cache "
+                         "of that name was rebuilt from other weights, so the earlier entry stays)")
     args = ap.parse_args()
 
     cache = FeatureCache(args.features)
@@ -167,7 +170,7 @@ def main() -> None:
     print(f"probe t2v R@1 {result['probe']['t2v_R1_mean']:.1f} ± {result['probe']['t2v_R1_std']:.1f} over {len(r1)} seed(s)")
     if args.json:
         table = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        table[args.features.name] = result
+        table[args.key or args.features.name] = result
         write_json_atomic(args.json, table)
 
 
