@@ -409,13 +409,14 @@ if q_meaning is not None:
 
 # %% [markdown]
 # On the shipped model the answer is sharp (measured on the 10,000-video corpus in
-# [`docs/results/pretrain`](../docs/results/pretrain/README.md#why-the-first-video-is-wrong)): colour and background
-# are read (broken 14 and 15 % of the time against 82 and 92 % by chance), shape half-way (51 against 80), and
-# **motion hardly at all (68 against 76)**. Motion is a change of position over time, and the stand-in CLIP was
-# pretrained on single frames whose embedding barely says *where* an object is: a linear probe finds the right
-# third of the frame 30 % of the time (chance 11 %). No temporal module can recover a position its input does not
-# carry. A stand-in pretrained with *position twins* does carry it (position 82 %, motion probe 31 -> 64 %), yet
-# GLSCL on it still misses motion as often and loses colour: the same page tells that experiment.
+# [`docs/results/pretrain`](../docs/results/pretrain/README.md#why-the-first-video-is-wrong), 3 seeds): colour and
+# background are read (broken 9 and 10 % of the time against 82 and 92 % by chance), shape mostly (21 against 80; the
+# head shipped before, on a stand-in that read shape half the time, broke it 50 % of the time), and **motion hardly
+# at all (62 against 76)**. Motion is a change of position over time, and the stand-in CLIP was pretrained on single
+# frames whose embedding barely says *where* an object is: on the former hybrid a linear probe found the right third
+# of the frame 30 % of the time (chance 11 %). No temporal module can recover a position its input does not carry. A
+# stand-in pretrained with *position twins* does carry it (position 82 %, motion probe 31 -> 64 %), yet GLSCL on it
+# still misses motion as often and loses colour: the same page tells that experiment.
 
 # %% [markdown]
 # ### Hubness: how often each video is ranked first
