@@ -18,8 +18,8 @@ measure what the features give without it:
         [--steps 600] [--seeds 0 1 2] [--json docs/results/pretrain/trunk_ceiling.json] [--key NAME]
 
 The text tower comes from the cache's own ``base_encoder`` / ``pretrained`` (checked against the
-cache's backbone checksum).  With ``--json`` the result is *added* under the cache's name, so one file
-compares trunks.  CPU: about 70 s per seed for 600 steps on 2 threads.
+cache's backbone checksum).  With ``--json`` the result is *added* under the cache's name (or
+``--key``), so one file compares trunks.  CPU: about 70 s per seed for 600 steps on 2 threads.
 """
 from __future__ import annotations
 
