@@ -34,7 +34,7 @@ gallery_dir = "../docs/results/gallery-partial"   # a finished gallery's export 
 ceiling_json = "../docs/results/pretrain/trunk_ceiling.json"  # section 5: what the frozen trunks hold
 plain_gallery_dir = "../docs/results/gallery"           # section 6: the same gallery on the plain-ViT stand-in
 hybrid_gallery_dir = "../docs/results/gallery-hybrid"   # ... and on the hybrid stand-in shipped in stops 19-23
-allcap_gallery_dir = "../docs/results/gallery-partial"  # section 7: a gallery scored on every caption of the test videos
+allcap_gallery_dir = None       # section 7: a gallery scored on every caption of the test videos; None: gallery_dir
 allcap_settings = ["default", "meanp", "no_icl_no_idl", "no_temporal"]  # ... the settings of its table
 mini_settings = ["default", "K1"]         # section 1: the settings of the small gallery run here
 mini_seeds = [0, 1]                       # ... and its seeds
@@ -332,9 +332,9 @@ plt.show()
 # %%
 import numpy as np
 
-adir = Path(allcap_gallery_dir)
+adir = Path(allcap_gallery_dir or gallery_dir)
 if (adir / "summary.csv").is_file():
-    allcap = pd.read_csv(adir / "summary.csv")
+    allcap = summary if allcap_gallery_dir is None else pd.read_csv(adir / "summary.csv")
     rows = []
     for metric, queries in (("t2v_R1", "test list (1 per video)"), ("t2v_all_R1", "every caption (20 per video)")):
         for r in allcap[(allcap.metric == metric) & allcap.setting.isin(allcap_settings)].itertuples():
